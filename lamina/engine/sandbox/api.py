@@ -1,0 +1,98 @@
+"""The contract between the scheduler and whatever starts sandboxed execution environments.
+
+A ``Launcher`` turns a ``SandboxSpec`` into a running process tree that is isolated as Lambda's
+execution environments are (see ``docs/design.md``, "Threat containment"). Guarantees:
+
+* ``spawn`` returns once the environment's first process exists and sits in its cgroup; the
+  runtime inside then connects to ``AWS_LAMBDA_RUNTIME_API`` (from ``spec.environ``) by itself.
+* ``SandboxProcess.wait`` resolves exactly once, when every process of the environment is gone.
+* ``kill`` ends the whole environment (all its processes), is idempotent, and is harmless after
+  the environment exited.
+* ``close`` ends every environment and template it started; after it returns no process the
+  launcher created is left on the host.
+* A launcher never raises out of ``spawn`` for a reason that concerns only the function (bad
+  bootstrap, missing interpreter inside the sandbox): the process starts and exits with a status,
+  which the scheduler reports as ``Runtime.ExitError`` / ``Runtime.InvalidEntrypoint``.
+  ``SpawnFailed`` means the platform could not start it (template died, cgroup trouble).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal, Protocol
+
+
+class SpawnFailed(Exception):
+    """The platform could not start an environment; the invoke gets a platform error."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PythonEntry:
+    """Run lamina's lean Python bootstrap inside a fork of the pre-initialised template; no exec.
+
+    The handler comes from ``_HANDLER`` in the spec's environment.
+    """
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecEntry:
+    """Execute a program inside the sandbox (a ``provided`` bootstrap, node with our bootstrap)."""
+
+    argv: tuple[str, ...]
+    cwd: str = "/var/task"
+
+
+@dataclasses.dataclass(frozen=True)
+class SandboxSpec:
+    env_id: str
+    code_dir: Path  # host path of the unpacked package; read-only at /var/task
+    entry: PythonEntry | ExecEntry
+    environ: Mapping[str, str]
+    memory_mb: int
+    ephemeral_mb: int = 512
+    output_fd: int = -1  # write end of a pipe: the environment's stdout and stderr
+    opt_dir: Path | None = None  # host path of the merged layers; read-only at /opt
+    pids_max: int = 1024
+    network: Literal["host", "none"] = "host"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExitStatus:
+    code: int | None = None
+    signal: int | None = None
+    oom_killed: bool = False
+
+    def describe(self) -> str:
+        """The words Lambda uses after "Runtime exited with error: "."""
+        if self.signal is not None:
+            try:
+                name = signal.Signals(self.signal).name[3:].lower()
+            except ValueError:
+                name = str(self.signal)
+            return f"signal: {name}"
+        return f"exit status {self.code}"
+
+
+class SandboxProcess(Protocol):
+    pid: int  # the environment's first process, as the host sees it
+
+    async def wait(self) -> ExitStatus: ...
+
+    def kill(self) -> None: ...
+
+    def max_memory_used_mb(self) -> int:
+        """Peak memory of the environment so far (cgroup peak), in MB; 0 if unknown."""
+
+
+class Launcher(Protocol):
+    def unavailable_reason(self) -> str | None:
+        """Why this host cannot sandbox (``None`` when it can); checked before ``start``."""
+
+    async def start(self) -> None: ...
+
+    async def spawn(self, spec: SandboxSpec) -> SandboxProcess: ...
+
+    async def close(self) -> None: ...

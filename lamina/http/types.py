@@ -1,0 +1,64 @@
+"""The request and response values that lamina's own HTTP server hands to handlers.
+
+They are plain slotted classes rather than a framework's objects: the Invoke path builds one of
+each per call, so they hold exactly what a handler needs and nothing is computed twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl
+
+
+class Request:
+    """One parsed HTTP/1.1 request. Header names are lower-case; ``path`` is still percent-encoded."""
+
+    __slots__ = ("_query", "body", "client", "headers", "method", "path", "query_string", "raw_headers")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query_string: str,
+        headers: dict[str, str],
+        body: bytes,
+        client: tuple[str, int] | None = None,
+        raw_headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query_string = query_string
+        self.headers = headers
+        self.body = body
+        self.client = client
+        # Original-case header pairs in arrival order, needed to recompute a SigV4 signature.
+        self.raw_headers = raw_headers if raw_headers is not None else list(headers.items())
+        self._query: list[tuple[str, str]] | None = None
+
+    @property
+    def query(self) -> list[tuple[str, str]]:
+        """Decoded query parameters, in order, repeated keys kept."""
+        if self._query is None:
+            self._query = parse_qsl(self.query_string, keep_blank_values=True)
+        return self._query
+
+    def query_value(self, name: str) -> str | None:
+        for key, value in self.query:
+            if key == name:
+                return value
+        return None
+
+
+class Response:
+    """What a handler returns; the server adds ``content-length`` and ``date``."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int = 200, headers: list[tuple[str, str]] | None = None,
+                 body: bytes = b"") -> None:
+        self.status = status
+        self.headers = headers if headers is not None else []
+        self.body = body
+
+
+Handler = Callable[[Request], Awaitable[Response]]
