@@ -1,4 +1,4 @@
-"""The one settings object: every knob lamina has, from a flag, a ``LAMINA_*`` variable or a default.
+"""The one settings object: every knob of lamina, from a flag, a ``LAMINA_*`` variable or a default.
 
 Each setting is declared once in ``SETTINGS``; the CLI builds its flags from that table and the
 README's configuration table is checked against it by a test, so the three never drift apart.
@@ -47,20 +47,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "127.0.0.1", "Address the API listens on."),
     Setting("port", 9000, "Port the API listens on (0 picks a free one).", int),
     Setting("data_dir", "./.lamina", "Where lamina keeps its database, code, logs and keys."),
-    Setting("database_url", "", "SQLAlchemy URL of the metadata store (default: SQLite in the data dir)."),
+    Setting("database_url", "",
+            "SQLAlchemy URL of the metadata store (default: SQLite in the data dir)."),
     Setting("region", "us-east-1", "Region in ARNs and signatures."),
     Setting("account_id", "000000000000", "Account id in ARNs."),
     Setting("root_access_key_id", "", "Root access key id (generated on first start when unset)."),
     Setting("root_secret_access_key", "", "Root secret access key (generated with the key id)."),
     Setting("account_concurrency", 1000, "Account-wide concurrent executions limit.", int),
-    Setting("min_unreserved_concurrency", 100, "Concurrency that reservations must leave unreserved.", int),
-    Setting("idle_timeout", 300.0, "Seconds an idle environment is kept warm before shutdown.", float),
+    Setting("min_unreserved_concurrency", 100,
+            "Concurrency that reservations must leave unreserved.", int),
+    Setting("idle_timeout", 300.0,
+            "Seconds an idle environment is kept warm before shutdown.", float),
     Setting("max_starting", 64, "Environments that may be initialising at the same time.", int),
-    Setting("queue_wait_ms", 200, "How long a burst invoke may wait for a busy environment before a 429.", int),
+    Setting("queue_wait_ms", 200,
+            "How long a burst invoke may wait for a busy environment before a 429.", int),
     Setting("log_retention_days", 7, "Days function logs are kept.", int),
     Setting("log_max_bytes_per_function", 64 * 1024 * 1024, "Log bytes kept per function.", int),
     Setting("code_url_ttl", 600, "Seconds a GetFunction Code.Location URL stays valid.", int),
-    Setting("insecure_no_sandbox", False, "Run functions without namespaces or cgroups (unsafe).", _bool),
+    Setting("insecure_no_sandbox", False,
+            "Run functions without namespaces or cgroups (unsafe).", _bool),
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -104,10 +109,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                 default=None, help=f"{setting.help} [{setting.env_var}]")
         else:
             parser.add_argument(setting.flag, dest=setting.name, type=setting.parse, default=None,
-                                help=f"{setting.help} [{setting.env_var}, default {setting.default}]")
+                                help=f"{setting.help} [{setting.env_var}, "
+                                     f"default {setting.default}]")
 
 
-def load(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+def load(flags: Mapping[str, Any] | None = None,
+         environ: Mapping[str, str] | None = None) -> Settings:
     """Resolve every setting: flag, then ``LAMINA_*`` variable, then default."""
     flags = flags or {}
     environ = os.environ if environ is None else environ

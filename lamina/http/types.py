@@ -11,9 +11,11 @@ from urllib.parse import parse_qsl
 
 
 class Request:
-    """One parsed HTTP/1.1 request. Header names are lower-case; ``path`` is still percent-encoded."""
+    """One parsed HTTP/1.1 request. Header names are lower-case; ``path`` is still %-encoded."""
 
-    __slots__ = ("_query", "body", "client", "headers", "method", "path", "query_string", "raw_headers")
+    __slots__ = (
+        "_query", "body", "client", "headers", "method", "path", "query_string", "raw_headers",
+    )
 
     def __init__(
         self,

@@ -1,0 +1,80 @@
+"""What the API layer hands the engine, and what it gets back.
+
+The API resolves a function name and qualifier to a ``FunctionTarget`` (from its cache of the
+store) and calls ``Engine.invoke``; the engine knows nothing of HTTP, the API nothing of
+processes. Guarantees of ``Engine``:
+
+* ``invoke`` always completes: with an ``InvokeResult`` (a function error is a result, not an
+  exception) or by raising ``TooManyRequests`` (throttled) / ``ServiceError`` (platform failure).
+* ``retire`` makes every later ``invoke`` of that function start from the new target; busy
+  environments of the old one finish their invocation and are then shut down.
+* ``close`` ends every environment; calls after it are harmless no-ops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+
+LATEST = "$LATEST"
+
+
+@dataclasses.dataclass(frozen=True)
+class FunctionTarget:
+    """One version of one function, as the engine runs it."""
+
+    name: str
+    version: str
+    function_arn: str  # unqualified
+    generation: str  # changes whenever anything that shapes the environment changes
+    runtime: str
+    handler: str
+    memory_mb: int
+    timeout_s: float
+    code_dir: Path
+    environment: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    ephemeral_mb: int = 512
+    log_format: str = "Text"  # LoggingConfig.LogFormat
+    application_log_level: str | None = None
+    system_log_level: str | None = None
+    log_group: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.name, self.version)
+
+    @property
+    def qualified_arn(self) -> str:
+        return f"{self.function_arn}:{self.version}"
+
+
+@dataclasses.dataclass
+class InvokeRequest:
+    payload: bytes
+    request_id: str
+    invoked_arn: str  # the ARN as the caller named it (qualified when a qualifier was given)
+    trace_id: str
+    client_context: str | None = None  # JSON text, already base64-decoded
+    cognito_identity: str | None = None
+    tail_log: bool = False
+
+
+@dataclasses.dataclass
+class InvokeResult:
+    payload: bytes
+    executed_version: str
+    function_error: str | None = None  # "Unhandled" when the function failed
+    log_tail: str | None = None  # base64 of the last 4 KB of the invocation's log
+    error_type: str | None = None  # the failure's errorType, for logs and metrics
+
+
+class Engine(Protocol):
+    async def invoke(self, target: FunctionTarget, request: InvokeRequest) -> InvokeResult: ...
+
+    def retire(self, name: str, version: str | None = None) -> None: ...
+
+    def set_reserved_concurrency(self, name: str, value: int | None) -> None: ...
+
+    async def close(self) -> None: ...

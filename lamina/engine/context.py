@@ -1,0 +1,71 @@
+"""What every environment of one engine shares: the launcher, the log store, the identity of the
+deployment (region, account, endpoint) and the way paths look from inside a sandbox.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from lamina.engine.envvars import build_environment
+from lamina.engine.runtimes import RUNTIMES, RUNTIMES_DIR
+from lamina.engine.sandbox.api import Launcher, SandboxSpec
+from lamina.identity.sessions import SessionRegistry
+from lamina.observe.logstore import LogStore
+
+if TYPE_CHECKING:
+    from lamina.engine.environment import Environment
+
+
+@dataclasses.dataclass
+class EngineContext:
+    launcher: Launcher
+    logs: LogStore
+    sessions: SessionRegistry
+    region: str
+    account_id: str
+    endpoint_url: str
+    sandboxed: bool = True
+
+    def paths(self, env: Environment) -> tuple[str, str]:
+        """(task root, runtime dir) as the runtime sees them."""
+        if self.sandboxed:
+            return "/var/task", "/var/runtime"
+        return str(env.target.code_dir), str(RUNTIMES_DIR)
+
+    def sandbox_spec(self, env: Environment, runtime_api: str, output_fd: int) -> SandboxSpec:
+        target = env.target
+        runtime = RUNTIMES[target.runtime]
+        task_root, runtime_dir = self.paths(env)
+        role = f"arn:aws:sts::{self.account_id}:assumed-role/lamina-function/{target.name}"
+        credentials = self.sessions.issue(role)
+        env.session_key = credentials.access_key_id
+        environ = build_environment(
+            user=target.environment,
+            runtime_family=runtime.family,
+            execution_env=runtime.execution_env,
+            handler=target.handler,
+            function_name=target.name,
+            version=target.version,
+            memory_mb=target.memory_mb,
+            region=self.region,
+            log_group=target.log_group,
+            log_stream=env.log_stream,
+            runtime_api=runtime_api,
+            task_root=task_root,
+            runtime_dir=runtime_dir,
+            credentials=credentials.as_tuple(),
+            endpoint_url=self.endpoint_url,
+            initialization_type=env.initialization_type,
+            log_format=target.log_format if target.log_format != "Text" else None,
+            log_level=target.application_log_level,
+        )
+        return SandboxSpec(
+            env_id=env.id,
+            code_dir=target.code_dir,
+            entry=runtime.entry(runtime_dir, task_root),
+            environ=environ,
+            memory_mb=target.memory_mb,
+            ephemeral_mb=target.ephemeral_mb,
+            output_fd=output_fd,
+        )

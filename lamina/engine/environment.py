@@ -1,0 +1,514 @@
+"""One execution environment: a sandboxed runtime process and the Runtime API it talks to.
+
+An environment is a small state machine (``EnvState``); every transition is checked and an
+illegal one raises, because a silently ignored transition is how invocations get lost. Each
+environment has its own loopback Runtime API listener: the port is its identity (the official
+clients open fresh connections for ``/init/error``, so a shared port could not tell them apart).
+
+The hot path, an invocation on a warm environment, is: ``dispatch`` resolves the runtime's
+parked ``GET /next`` with the event; the runtime posts ``/response``; ``_complete`` sets the
+caller's future. No task, no timer beyond the timeout's, no disk I/O: log lines go to memory
+and the REPORT line is written after the caller has its answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import enum
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from lamina.engine.api import FunctionTarget, InvokeRequest, InvokeResult
+from lamina.engine.platform_logs import PlatformLines, Report
+from lamina.engine.sandbox.api import ExitStatus, SandboxProcess, SpawnFailed
+from lamina.errors import FunctionErrorType
+from lamina.http.server import HttpServer
+from lamina.http.types import Request, Response
+
+if TYPE_CHECKING:
+    from lamina.engine.context import EngineContext
+
+log = logging.getLogger(__name__)
+
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024
+INIT_TIMEOUT_S = 10.0
+TAIL_BYTES = 4096
+MAX_LINE_BYTES = 256 * 1024
+READ_BUDGET_BYTES = 1024 * 1024  # per loop turn, so a flooding function cannot starve others
+
+_PREFIX = "/2018-06-01/runtime/"
+_NEXT = _PREFIX + "invocation/next"
+_INVOCATION = _PREFIX + "invocation/"
+_INIT_ERROR = _PREFIX + "init/error"
+_RESTORE_NEXT = _PREFIX + "restore/next"
+_RESTORE_ERROR = _PREFIX + "restore/error"
+_JSON = ("Content-Type", "application/json")
+_ACCEPTED = Response(202, [_JSON], b'{"status":"OK"}')
+
+
+class EnvState(enum.Enum):
+    STARTING = "starting"  # spawned; Init runs until the runtime's first /next
+    IDLE = "idle"  # the runtime waits in /next
+    BUSY = "busy"  # an invocation is assigned
+    DEAD = "dead"
+
+
+_ALLOWED = {
+    EnvState.STARTING: {EnvState.IDLE, EnvState.BUSY, EnvState.DEAD},
+    EnvState.IDLE: {EnvState.BUSY, EnvState.DEAD},
+    EnvState.BUSY: {EnvState.IDLE, EnvState.DEAD},
+    EnvState.DEAD: set(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    pass
+
+
+class Invocation:
+    """One invocation's journey through an environment."""
+
+    __slots__ = ("delivered_at", "done", "future", "lines", "request", "timer")
+
+    def __init__(self, request: InvokeRequest, future: asyncio.Future[InvokeResult]) -> None:
+        self.request = request
+        self.future = future
+        self.delivered_at = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.lines: list[str] | None = [] if request.tail_log else None
+        self.done = False
+
+
+def error_payload(error_type: str, message: str) -> bytes:
+    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+
+
+class Environment:
+    def __init__(self, target: FunctionTarget, context: EngineContext,
+                 on_ready: Callable[[Environment], None],
+                 on_dead: Callable[[Environment], None],
+                 initialization_type: str = "on-demand") -> None:
+        """``on_ready`` runs once, when Init has finished (the runtime's first ``/next``);
+        ``on_dead`` runs once, when the environment is gone, whatever the cause."""
+        self.id = uuid.uuid4().hex
+        self.target = target
+        self.context = context
+        self.state = EnvState.STARTING
+        self.initialization_type = initialization_type
+        self.last_used = time.monotonic()
+        self.retired = False
+        self.current: Invocation | None = None
+        self.process: SandboxProcess | None = None
+        self.init_ms: float | None = None
+        self.session_key = ""  # the temporary credentials handed to this environment
+        self.counted_as_starting = False  # the scheduler's bound on environments in Init
+        self._on_ready = on_ready
+        self._on_dead = on_dead
+        self._parked: asyncio.Future[Response] | None = None
+        self._server: HttpServer | None = None
+        self._out_fd = -1
+        self._partial = b""
+        self._started_at = 0.0
+        self._init_timer: asyncio.TimerHandle | None = None
+        self._init_reported = False
+        self._loop = asyncio.get_running_loop()
+        day = time.strftime("%Y/%m/%d", time.gmtime())
+        self.log_stream = f"{day}/[{target.version}]{self.id}"
+        self._lines = PlatformLines(target.runtime, target.function_arn,
+                                    target.log_format == "JSON")
+
+    # lifecycle ------------------------------------------------------------------------------
+
+    def _to(self, state: EnvState) -> None:
+        if state not in _ALLOWED[self.state]:
+            raise IllegalTransition(f"environment {self.id}: {self.state.value} -> {state.value}")
+        self.state = state
+
+    async def start(self) -> None:
+        """Spawn the runtime; Init then runs on its own until the first ``/next``."""
+        self._server = HttpServer(self._runtime_api, max_body=MAX_RESPONSE_BYTES + 64 * 1024,
+                                  too_large=self._too_large)
+        _, port = await self._server.listen("127.0.0.1", 0)
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(read_fd, False)
+        self._out_fd = read_fd
+        self._loop.add_reader(read_fd, self._read_output)
+        self._started_at = time.perf_counter()
+        self._log(self._lines.init_start(self.initialization_type))
+        spec = self.context.sandbox_spec(self, f"127.0.0.1:{port}", write_fd)
+        try:
+            self.process = await self.context.launcher.spawn(spec)
+        except SpawnFailed as exc:
+            log.error("could not start an environment of %s: %s", self.target.name, exc)
+            self._fail_init(FunctionErrorType.UNKNOWN, f"Could not start the runtime: {exc}")
+            return
+        finally:
+            os.close(write_fd)
+        if self.state is EnvState.DEAD:
+            self.process.kill()
+            return
+        self._init_timer = self._loop.call_later(INIT_TIMEOUT_S, self._on_init_timeout)
+        self._loop.create_task(self._watch(self.process))
+
+    async def _watch(self, process: SandboxProcess) -> None:
+        status = await process.wait()
+        # The runtime may have written its answer just before exiting: let the loop read that
+        # socket first, or a result that was sent would be reported as a crash.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        self._on_exit(status)
+
+    def kill(self, reason: str = "shutdown") -> None:
+        """End the environment now. Harmless when it is already dead."""
+        if self.state is EnvState.DEAD:
+            return
+        current = self.current
+        self._to(EnvState.DEAD)
+        if current is not None and not current.done:
+            self._finish_with_error(current, FunctionErrorType.EXIT_ERROR,
+                                    f"RequestId: {current.request.request_id} Error: "
+                                    f"Runtime exited with error: signal: killed ({reason})")
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+        if self._init_timer is not None:
+            self._init_timer.cancel()
+        if self._parked is not None and not self._parked.done():
+            self._parked.cancel()
+        self._parked = None
+        if self._out_fd >= 0:
+            self._read_output()
+            self._flush_partial()
+            self._loop.remove_reader(self._out_fd)
+            os.close(self._out_fd)
+            self._out_fd = -1
+        if self._server is not None:
+            server, self._server = self._server, None
+            self._loop.create_task(server.close())
+        if self.session_key:
+            self.context.sessions.revoke(self.session_key)
+        self._on_dead(self)
+
+    def _on_exit(self, status: ExitStatus) -> None:
+        if self.state is EnvState.DEAD:
+            return
+        self._read_output()
+        if self.state is EnvState.STARTING:
+            if status.oom_killed:
+                self._fail_init(FunctionErrorType.OUT_OF_MEMORY, self._exit_message(None, status))
+            else:
+                self._fail_init(FunctionErrorType.EXIT_ERROR, self._exit_message(None, status))
+            return
+        current = self.current
+        self._to(EnvState.DEAD)
+        if current is not None and not current.done:
+            kind = (FunctionErrorType.OUT_OF_MEMORY if status.oom_killed
+                    else FunctionErrorType.EXIT_ERROR)
+            self._finish_with_error(current, kind,
+                                    self._exit_message(current.request.request_id, status))
+        self._cleanup()
+
+    @staticmethod
+    def _exit_message(request_id: str | None, status: ExitStatus) -> str:
+        prefix = f"RequestId: {request_id} Error: " if request_id else "Error: "
+        if status.code == 0 and status.signal is None:
+            return prefix + "Runtime exited without providing a reason"
+        return prefix + f"Runtime exited with error: {status.describe()}"
+
+    # Init ------------------------------------------------------------------------------------
+
+    def _init_done(self) -> None:
+        self.init_ms = (time.perf_counter() - self._started_at) * 1000
+        if self._init_timer is not None:
+            self._init_timer.cancel()
+            self._init_timer = None
+
+    def _on_init_timeout(self) -> None:
+        if self.state is EnvState.STARTING:
+            self._fail_init(FunctionErrorType.TIMED_OUT,
+                            f"Init phase timed out after {INIT_TIMEOUT_S:.2f} seconds",
+                            status="timeout")
+
+    def _fail_init(self, error_type: str, message: str, payload: bytes | None = None,
+                   status: str = "error") -> None:
+        """Init failed: report it as Lambda does and hand the error to the waiting invocation."""
+        if self.state is EnvState.DEAD:
+            return
+        init_ms = (time.perf_counter() - self._started_at) * 1000
+        if not self._init_reported:
+            self._init_reported = True
+            self._log(self._lines.init_report(init_ms, "init", status, str(error_type)))
+        current = self.current
+        self._to(EnvState.DEAD)
+        if current is not None and not current.done:
+            body = payload if payload is not None else error_payload(str(error_type), message)
+            self._log(self._lines.start(current.request.request_id, self.target.version), current)
+            current.delivered_at = self._started_at
+            self.init_ms = init_ms
+            self._finish(current, body, "Unhandled", str(error_type),
+                         "timeout" if status == "timeout" else "error")
+        self._cleanup()
+
+    # dispatch -------------------------------------------------------------------------------
+
+    def dispatch(self, invocation: Invocation) -> None:
+        """Give the environment its next invocation (it must be idle or still starting)."""
+        if self.current is not None:
+            raise IllegalTransition(f"environment {self.id} already runs an invocation")
+        self.current = invocation
+        if self.state is EnvState.IDLE:
+            self._to(EnvState.BUSY)
+            parked, self._parked = self._parked, None
+            if parked is not None and not parked.done():
+                parked.set_result(self._deliver(invocation))
+        elif self.state is not EnvState.STARTING:
+            raise IllegalTransition(f"dispatch to a {self.state.value} environment")
+
+    def _deliver(self, invocation: Invocation) -> Response:
+        request = invocation.request
+        now = time.time()
+        invocation.delivered_at = time.perf_counter()
+        deadline_ms = int((now + self.target.timeout_s) * 1000)
+        invocation.timer = self._loop.call_later(self.target.timeout_s, self._on_timeout,
+                                                 invocation)
+        self._log(self._lines.start(request.request_id, self.target.version), invocation)
+        headers = [
+            _JSON,
+            ("Lambda-Runtime-Aws-Request-Id", request.request_id),
+            ("Lambda-Runtime-Deadline-Ms", str(deadline_ms)),
+            ("Lambda-Runtime-Invoked-Function-Arn", request.invoked_arn),
+            ("Lambda-Runtime-Trace-Id", request.trace_id),
+        ]
+        if request.client_context:
+            headers.append(("Lambda-Runtime-Client-Context", request.client_context))
+        if request.cognito_identity:
+            headers.append(("Lambda-Runtime-Cognito-Identity", request.cognito_identity))
+        return Response(200, headers, request.payload)
+
+    def _on_timeout(self, invocation: Invocation) -> None:
+        if invocation.done or self.current is not invocation:
+            return
+        seconds = f"{self.target.timeout_s:.2f}"
+        message = (f"RequestId: {invocation.request.request_id} Error: "
+                   f"Task timed out after {seconds} seconds")
+        self._finish(invocation, error_payload(FunctionErrorType.TIMED_OUT, message),
+                     "Unhandled", FunctionErrorType.TIMED_OUT, "timeout")
+        self.kill("timeout")
+
+    # Runtime API ----------------------------------------------------------------------------
+
+    def _runtime_api(self, request: Request) -> Response | asyncio.Future[Response]:
+        path = request.path
+        if path == _NEXT:
+            return self._on_next()
+        if path.startswith(_INVOCATION) and request.method == "POST":
+            request_id, _, action = path[len(_INVOCATION):].partition("/")
+            if action == "response":
+                return self._on_response(request_id, request)
+            if action == "error":
+                return self._on_error(request_id, request)
+        elif path == _INIT_ERROR and request.method == "POST":
+            return self._on_init_error(request)
+        elif path == _RESTORE_NEXT:
+            return Response(200, [_JSON], b"")
+        elif path == _RESTORE_ERROR:
+            return _ACCEPTED
+        return Response(404, [_JSON], json.dumps({
+            "errorType": "InvalidRequest", "errorMessage": f"Unknown path {path}"}).encode())
+
+    def _on_next(self) -> Response | asyncio.Future[Response]:
+        if self.state is EnvState.DEAD:
+            return Response(500, [_JSON], error_payload("EnvironmentGone", "shutting down"))
+        if self.state is EnvState.STARTING:
+            self._init_done()
+            if self.current is not None:
+                self._to(EnvState.BUSY)
+                self._on_ready(self)
+                return self._deliver(self.current)
+            self._to(EnvState.IDLE)
+            self._parked = self._loop.create_future()
+            self._on_ready(self)
+            return self._parked
+        current = self.current
+        if current is not None and not current.done and current.delivered_at:
+            # The runtime asked for more work without answering: that invocation is lost to it.
+            self._finish_with_error(current, FunctionErrorType.UNKNOWN,
+                                    f"RequestId: {current.request.request_id} Error: runtime "
+                                    "asked for the next event without answering this one")
+        if self.current is not None and not self.current.delivered_at:
+            return self._deliver(self.current)
+        if self._parked is not None and not self._parked.done():
+            self._parked.cancel()
+        self._parked = self._loop.create_future()
+        return self._parked
+
+    def _check_id(self, request_id: str) -> Invocation | Response:
+        current = self.current
+        if current is None or current.done or current.request.request_id != request_id:
+            return Response(400, [_JSON], error_payload(
+                "InvalidRequestID", f"Invalid request ID: {request_id}"))
+        return current
+
+    def _on_response(self, request_id: str, request: Request) -> Response:
+        found = self._check_id(request_id)
+        if isinstance(found, Response):
+            return found
+        self._read_output()
+        self._finish(found, request.body, None, None, None)
+        return _ACCEPTED
+
+    def _on_error(self, request_id: str, request: Request) -> Response:
+        found = self._check_id(request_id)
+        if isinstance(found, Response):
+            return found
+        self._read_output()
+        payload, error_type = _normalise_error(request)
+        self._finish(found, payload, "Unhandled", error_type, "error")
+        return _ACCEPTED
+
+    def _on_init_error(self, request: Request) -> Response:
+        if self.state is not EnvState.STARTING:
+            return Response(403, [_JSON], error_payload("InvalidStateTransition",
+                                                        "init/error outside of Init"))
+        self._read_output()
+        payload, error_type = _normalise_error(request)
+        message = ""
+        with contextlib.suppress(ValueError, AttributeError, TypeError):
+            message = json.loads(payload).get("errorMessage", "")
+        self._fail_init(error_type, message, payload)
+        return _ACCEPTED
+
+    def _too_large(self, request: Request) -> Response:
+        path = request.path
+        if path.startswith(_INVOCATION) and path.endswith("/response"):
+            request_id = path[len(_INVOCATION):].partition("/")[0]
+            found = self._check_id(request_id)
+            if isinstance(found, Response):
+                return found
+            message = (f"Response payload size exceeded maximum allowed payload size "
+                       f"({MAX_RESPONSE_BYTES} bytes).")
+            self._finish(found, error_payload(FunctionErrorType.RESPONSE_TOO_LARGE, message),
+                         "Unhandled", FunctionErrorType.RESPONSE_TOO_LARGE, "error")
+            return Response(413, [_JSON], error_payload(
+                FunctionErrorType.RESPONSE_TOO_LARGE, message))
+        return Response(413, [_JSON], error_payload("RequestTooLarge", "request too large"))
+
+    # completion -----------------------------------------------------------------------------
+
+    def _finish_with_error(self, invocation: Invocation, error_type: str, message: str) -> None:
+        self._finish(invocation, error_payload(error_type, message), "Unhandled", error_type,
+                     "error")
+
+    def _finish(self, invocation: Invocation, payload: bytes, function_error: str | None,
+                error_type: str | None, status: str | None) -> None:
+        if invocation.done:
+            return
+        invocation.done = True
+        if invocation.timer is not None:
+            invocation.timer.cancel()
+        duration_ms = (time.perf_counter() - invocation.delivered_at) * 1000 \
+            if invocation.delivered_at else 0.0
+        if len(payload) > MAX_RESPONSE_BYTES:
+            error_type = FunctionErrorType.RESPONSE_TOO_LARGE
+            function_error, status = "Unhandled", "error"
+            payload = error_payload(error_type, "Response payload size exceeded maximum allowed "
+                                                f"payload size ({MAX_RESPONSE_BYTES} bytes).")
+        init_ms, self.init_ms = self.init_ms, None
+        if self.current is invocation:
+            self.current = None
+            if self.state is EnvState.BUSY:
+                self._to(EnvState.IDLE)
+        self.last_used = time.monotonic()
+        result = InvokeResult(payload, self.target.version, function_error, None, error_type)
+        report = (invocation.request.request_id, duration_ms, init_ms, status, error_type)
+        if invocation.lines is not None:
+            self._write_report(invocation, *report)
+            result.log_tail = _tail(invocation.lines)
+        else:
+            self._loop.call_soon(self._write_report, invocation, *report)
+        if not invocation.future.done():
+            invocation.future.set_result(result)
+
+    def _write_report(self, invocation: Invocation, request_id: str, duration_ms: float,
+                      init_ms: float | None, status: str | None, error_type: str | None) -> None:
+        max_memory = self.process.max_memory_used_mb() if self.process is not None else 0
+        self._log(self._lines.end(request_id), invocation)
+        self._log(self._lines.report(Report(
+            request_id, duration_ms, self.target.memory_mb, max_memory, init_ms,
+            status=status, error_type=error_type)), invocation)
+
+    # output capture -------------------------------------------------------------------------
+
+    def _log(self, line: str, invocation: Invocation | None = None) -> None:
+        self.context.logs.append(self.target.log_group, self.log_stream, line)
+        if invocation is None:
+            invocation = self.current
+        if invocation is not None and invocation.lines is not None:
+            invocation.lines.append(line)
+
+    def _read_output(self) -> None:
+        if self._out_fd < 0:
+            return
+        budget = READ_BUDGET_BYTES
+        while budget > 0:
+            try:
+                data = os.read(self._out_fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._flush_partial()
+                self._loop.remove_reader(self._out_fd)
+                return
+            budget -= len(data)
+            self._consume(data)
+
+    def _consume(self, data: bytes) -> None:
+        buffer = self._partial + data if self._partial else data
+        *lines, rest = buffer.split(b"\n")
+        for line in lines:
+            self._log(line.decode("utf-8", "replace"))
+        if len(rest) > MAX_LINE_BYTES:
+            self._log(rest.decode("utf-8", "replace"))
+            rest = b""
+        self._partial = rest
+
+    def _flush_partial(self) -> None:
+        if self._partial:
+            partial, self._partial = self._partial, b""
+            self._log(partial.decode("utf-8", "replace"))
+
+
+def _normalise_error(request: Request) -> tuple[bytes, str]:
+    """The error body as the caller will see it, and its type.
+
+    awslambdaric sends no ``Lambda-Runtime-Function-Error-Type`` header (HOST.md), so the type
+    comes from the body when the body says it.
+    """
+    header_type = request.headers.get("lambda-runtime-function-error-type")
+    body = request.body
+    try:
+        parsed = json.loads(body) if body else None
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        error_type = parsed.get("errorType") or header_type or FunctionErrorType.UNKNOWN
+        return body, str(error_type)
+    error_type = header_type or FunctionErrorType.UNKNOWN
+    message = body.decode("utf-8", "replace") if body else "Unknown error"
+    return error_payload(error_type, message), error_type
+
+
+def _tail(lines: list[str]) -> str:
+    text = ("\n".join(lines) + "\n").encode()
+    return base64.b64encode(text[-TAIL_BYTES:]).decode()

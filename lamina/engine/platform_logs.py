@@ -1,0 +1,121 @@
+"""The platform's own log lines (INIT_START, START, END, REPORT, INIT_REPORT), as Lambda has them.
+
+With ``LoggingConfig.LogFormat = Text`` they are the familiar tab-separated lines; with ``JSON``
+they become telemetry-style records (``{"time", "type": "platform.report", "record": {...}}``),
+which is what CloudWatch shows for JSON-format functions (spec/invoke.md).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from dataclasses import dataclass
+
+RUNTIME_VERSIONS = {
+    "python3.11": "python:3.11.v1",
+    "nodejs20.x": "nodejs:20.v1",
+    "provided.al2023": "provided:al2023.v1",
+    "provided.al2": "provided:al2.v1",
+}
+
+
+def iso_now() -> str:
+    now = datetime.datetime.now(datetime.UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+@dataclass
+class Report:
+    request_id: str
+    duration_ms: float
+    memory_mb: int
+    max_memory_mb: int
+    init_ms: float | None = None
+    restore_ms: float | None = None
+    status: str | None = None  # None (success), "error", "timeout"
+    error_type: str | None = None
+
+    @property
+    def billed_ms(self) -> int:
+        return max(1, math.ceil(self.duration_ms + (self.init_ms or 0.0)))
+
+
+def _json(kind: str, record: dict[str, object]) -> str:
+    return json.dumps({"time": iso_now(), "type": kind, "record": record}, separators=(",", ":"))
+
+
+class PlatformLines:
+    """Formats the platform lines of one function in its configured log format."""
+
+    def __init__(self, runtime: str, function_arn: str, json_format: bool) -> None:
+        self.runtime_version = RUNTIME_VERSIONS.get(runtime, runtime)
+        self.function_arn = function_arn
+        self.json_format = json_format
+
+    def init_start(self, init_type: str = "on-demand") -> str:
+        arn = f"arn:aws:lambda:::runtime:{self.runtime_version}"
+        if self.json_format:
+            return _json("platform.initStart", {
+                "initializationType": init_type, "phase": "init",
+                "runtimeVersion": self.runtime_version, "runtimeVersionArn": arn,
+                "functionName": self.function_arn.rsplit(":", 1)[-1],
+            })
+        return f"INIT_START Runtime Version: {self.runtime_version}\tRuntime Version ARN: {arn}"
+
+    def start(self, request_id: str, version: str) -> str:
+        if self.json_format:
+            return _json("platform.start", {"requestId": request_id, "version": version})
+        return f"START RequestId: {request_id} Version: {version}"
+
+    def end(self, request_id: str) -> str:
+        if self.json_format:
+            return _json("platform.runtimeDone", {"requestId": request_id, "status": "success"})
+        return f"END RequestId: {request_id}"
+
+    def report(self, report: Report) -> str:
+        if self.json_format:
+            metrics: dict[str, object] = {
+                "durationMs": round(report.duration_ms, 2),
+                "billedDurationMs": report.billed_ms,
+                "memorySizeMB": report.memory_mb,
+                "maxMemoryUsedMB": report.max_memory_mb,
+            }
+            if report.init_ms is not None:
+                metrics["initDurationMs"] = round(report.init_ms, 2)
+            if report.restore_ms is not None:
+                metrics["restoreDurationMs"] = round(report.restore_ms, 2)
+            record: dict[str, object] = {"requestId": report.request_id, "metrics": metrics,
+                                         "status": report.status or "success"}
+            if report.error_type:
+                record["errorType"] = report.error_type
+            return _json("platform.report", record)
+        parts = [
+            f"REPORT RequestId: {report.request_id}",
+            f"Duration: {report.duration_ms:.2f} ms",
+            f"Billed Duration: {report.billed_ms} ms",
+            f"Memory Size: {report.memory_mb} MB",
+            f"Max Memory Used: {report.max_memory_mb} MB",
+        ]
+        if report.init_ms is not None:
+            parts.append(f"Init Duration: {report.init_ms:.2f} ms")
+        if report.restore_ms is not None:
+            parts.append(f"Restore Duration: {report.restore_ms:.2f} ms")
+        if report.status:
+            parts.append(f"Status: {report.status}")
+        if report.error_type:
+            parts.append(f"Error Type: {report.error_type}")
+        return "\t".join(parts) + "\t"
+
+    def init_report(self, init_ms: float, phase: str, status: str, error_type: str | None) -> str:
+        if self.json_format:
+            record: dict[str, object] = {"initializationType": "on-demand", "phase": phase,
+                                         "status": status,
+                                         "metrics": {"durationMs": round(init_ms, 2)}}
+            if error_type:
+                record["errorType"] = error_type
+            return _json("platform.initReport", record)
+        line = f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: {phase}\tStatus: {status}"
+        if error_type:
+            line += f"\tError Type: {error_type}"
+        return line

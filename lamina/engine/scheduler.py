@@ -1,0 +1,287 @@
+"""Which environment runs an invocation, and whether it may run at all.
+
+Concurrency is counted as Lambda counts it: invocations in progress, warm or cold. A function
+with reserved concurrency N may run N at once, and those N are set aside from the account's
+pool; every other function shares what is left (the unreserved pool). At the cap an invoke waits
+briefly (``queue_wait_ms``) for a slot to free, because a burst that will be served in a moment is
+better queued than refused; after that, or at once with a reservation of 0, it is throttled
+with Lambda's 429 and ``Reason``.
+
+Warm environments are kept per function version in a LIFO stack, so the hottest ones stay hot
+and the coldest ones age out under the idle reaper. New environments are started for a waiting
+invocation directly (the event is handed over at the runtime's first ``/next``), and at most
+``max_starting`` are initialising at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict, deque
+
+from lamina.engine.api import FunctionTarget, InvokeRequest, InvokeResult
+from lamina.engine.context import EngineContext
+from lamina.engine.environment import Environment, EnvState, Invocation
+from lamina.errors import TooManyRequests
+
+log = logging.getLogger(__name__)
+
+RESERVED_REASON = "ReservedFunctionConcurrentInvocationLimitExceeded"
+ACCOUNT_REASON = "ConcurrentInvocationLimitExceeded"
+
+
+class Pool:
+    """The environments of one function version at one generation of its configuration."""
+
+    def __init__(self, target: FunctionTarget) -> None:
+        self.target = target
+        self.idle: list[Environment] = []  # a stack: the most recently used on top
+        self.environments: set[Environment] = set()
+        self.retired = False
+
+
+class Scheduler:
+    def __init__(self, context: EngineContext, *, account_limit: int = 1000,
+                 max_starting: int = 64, queue_wait_ms: int = 200,
+                 idle_timeout: float = 300.0) -> None:
+        self.context = context
+        self.account_limit = account_limit
+        self.max_starting = max_starting
+        self.queue_wait = queue_wait_ms / 1000
+        self.idle_timeout = idle_timeout
+        self.pools: dict[tuple[str, str], Pool] = {}
+        self.reserved: dict[str, int] = {}
+        self._reserved_total = 0
+        self.in_use: defaultdict[str, int] = defaultdict(int)
+        self._unreserved_in_use = 0
+        self._slot_waiters: deque[tuple[str, asyncio.Future[None]]] = deque()
+        self._starting = 0
+        self._start_waiters: deque[asyncio.Future[None]] = deque()
+        self._pool_of: dict[Environment, Pool] = {}
+        self._reaper: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # public API ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+
+    async def invoke(self, target: FunctionTarget, request: InvokeRequest) -> InvokeResult:
+        pool = self._pool_for(target)
+        if not self._take_slot(target.name):
+            await self._wait_for_slot(target.name)
+        try:
+            loop = asyncio.get_running_loop()
+            invocation = Invocation(request, loop.create_future())
+            env = await self._environment_for(pool, invocation)
+            result = await invocation.future
+            self._release(pool, env)
+            return result
+        finally:
+            self._give_slot(target.name)
+
+    def retire(self, name: str, version: str | None = None) -> None:
+        for key in [k for k in self.pools if k[0] == name and (version is None or k[1] == version)]:
+            self._retire_pool(self.pools.pop(key))
+
+    def set_reserved_concurrency(self, name: str, value: int | None) -> None:
+        if value is None:
+            self.reserved.pop(name, None)
+        else:
+            self.reserved[name] = value
+        self._reserved_total = sum(self.reserved.values())
+        self._wake_slot_waiters()
+
+    def stats(self) -> dict[str, object]:
+        envs = [env for pool in self.pools.values() for env in pool.environments]
+        return {
+            "environments": len(envs),
+            "idle": sum(1 for env in envs if env.state is EnvState.IDLE),
+            "busy": sum(1 for env in envs if env.state is EnvState.BUSY),
+            "starting": self._starting,
+            "concurrent_executions": sum(self.in_use.values()),
+        }
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        for pool in list(self.pools.values()):
+            self._retire_pool(pool)
+            for env in list(pool.environments):
+                env.kill("shutdown")
+        self.pools.clear()
+        for _, waiter in self._slot_waiters:
+            if not waiter.done():
+                waiter.cancel()
+
+    # concurrency ----------------------------------------------------------------------------
+
+    def _unreserved_capacity(self) -> int:
+        return self.account_limit - self._reserved_total
+
+    def _take_slot(self, name: str) -> bool:
+        reserved = self.reserved.get(name)
+        if reserved is not None:
+            if self.in_use[name] >= reserved:
+                return False
+        elif self._unreserved_in_use >= self._unreserved_capacity():
+            return False
+        elif self._slot_waiters:
+            return False  # first come, first served
+        self.in_use[name] += 1
+        if reserved is None:
+            self._unreserved_in_use += 1
+        return True
+
+    def _give_slot(self, name: str) -> None:
+        self.in_use[name] -= 1
+        if self.in_use[name] <= 0:
+            del self.in_use[name]
+        if name not in self.reserved:
+            self._unreserved_in_use -= 1
+        self._wake_slot_waiters()
+
+    def _throttle(self, name: str) -> TooManyRequests:
+        reason = RESERVED_REASON if name in self.reserved else ACCOUNT_REASON
+        return TooManyRequests("Rate Exceeded.", Reason=reason)
+
+    async def _wait_for_slot(self, name: str) -> None:
+        if self.reserved.get(name) == 0 or self.queue_wait <= 0:
+            raise self._throttle(name)
+        waiter = asyncio.get_running_loop().create_future()
+        entry = (name, waiter)
+        self._slot_waiters.append(entry)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), self.queue_wait)
+        except TimeoutError:
+            if waiter.done() and not waiter.cancelled():
+                return  # granted in the same instant the wait ran out: keep the slot
+            waiter.cancel()
+            raise self._throttle(name) from None
+        finally:
+            with contextlib.suppress(ValueError):
+                self._slot_waiters.remove(entry)
+
+    def _wake_slot_waiters(self) -> None:
+        for entry in list(self._slot_waiters):
+            name, waiter = entry
+            if waiter.done():
+                self._slot_waiters.remove(entry)
+                continue
+            reserved = self.reserved.get(name)
+            if reserved is not None:
+                if self.in_use[name] >= reserved:
+                    continue
+            elif self._unreserved_in_use >= self._unreserved_capacity():
+                continue
+            self._slot_waiters.remove(entry)
+            self.in_use[name] += 1
+            if reserved is None:
+                self._unreserved_in_use += 1
+            waiter.set_result(None)
+
+    # environments ---------------------------------------------------------------------------
+
+    def _pool_for(self, target: FunctionTarget) -> Pool:
+        pool = self.pools.get(target.key)
+        if pool is not None and pool.target.generation == target.generation:
+            return pool
+        if pool is not None:
+            self._retire_pool(pool)
+        pool = Pool(target)
+        self.pools[target.key] = pool
+        return pool
+
+    def _retire_pool(self, pool: Pool) -> None:
+        pool.retired = True
+        idle, pool.idle = pool.idle, []
+        for env in idle:
+            env.kill("retired")
+
+    async def _environment_for(self, pool: Pool, invocation: Invocation) -> Environment:
+        while True:
+            while pool.idle:
+                env = pool.idle.pop()
+                if env.state is EnvState.IDLE and not env.retired:
+                    env.dispatch(invocation)
+                    return env
+            if self._starting < self.max_starting:
+                return await self._start(pool, invocation)
+            waiter = asyncio.get_running_loop().create_future()
+            self._start_waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._start_waiters.remove(waiter)
+
+    async def _start(self, pool: Pool, invocation: Invocation | None) -> Environment:
+        env = Environment(pool.target, self.context, self._on_ready, self._on_dead)
+        self._starting += 1
+        env.counted_as_starting = True
+        pool.environments.add(env)
+        self._pool_of[env] = pool
+        if invocation is not None:
+            env.dispatch(invocation)
+        await env.start()
+        return env
+
+    def _starting_done(self, env: Environment) -> None:
+        if env.counted_as_starting:
+            env.counted_as_starting = False
+            self._starting -= 1
+            self._wake_one_starter()
+
+    def _wake_one_starter(self) -> None:
+        while self._start_waiters:
+            waiter = self._start_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _on_ready(self, env: Environment) -> None:
+        self._starting_done(env)
+        if env.state is EnvState.IDLE:  # started without an invocation (pre-warmed)
+            pool = self._pool_of.get(env)
+            if pool is not None:
+                self._park(pool, env)
+
+    def _on_dead(self, env: Environment) -> None:
+        self._starting_done(env)
+        pool = self._pool_of.pop(env, None)
+        if pool is not None:
+            pool.environments.discard(env)
+            with contextlib.suppress(ValueError):
+                pool.idle.remove(env)
+        self._wake_one_starter()
+
+    def _release(self, pool: Pool, env: Environment) -> None:
+        if env.state is not EnvState.IDLE:
+            return  # it died, or its timeout killed it
+        if pool.retired or env.retired or self._closed:
+            env.kill("retired")
+            return
+        self._park(pool, env)
+
+    def _park(self, pool: Pool, env: Environment) -> None:
+        pool.idle.append(env)
+        self._wake_one_starter()
+
+    # idle reaping ---------------------------------------------------------------------------
+
+    async def _reap_forever(self) -> None:
+        interval = max(0.05, min(1.0, self.idle_timeout / 4))
+        while True:
+            await asyncio.sleep(interval)
+            self.reap_idle()
+
+    def reap_idle(self) -> None:
+        cutoff = time.monotonic() - self.idle_timeout
+        for pool in list(self.pools.values()):
+            while pool.idle and pool.idle[0].last_used < cutoff:
+                pool.idle.pop(0).kill("idle")
