@@ -74,7 +74,8 @@ class MetadataStore(Protocol):
         """One version of a function, or ``None``."""
 
     def list_functions(self, after: str | None, limit: int) -> list[FunctionRecord]:
-        """``$LATEST`` of up to ``limit`` functions ordered by name, names strictly after ``after``."""
+        """``$LATEST`` of up to ``limit`` functions ordered by name, names strictly after
+        ``after``."""
 
     def replace_function(self, record: FunctionRecord, expected_revision_id: str) -> None:
         """Store ``record`` (same name and version) if the stored revision is still
