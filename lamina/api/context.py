@@ -1,0 +1,90 @@
+"""What every API operation works with, and the in-memory view of functions the Invoke path reads.
+
+The store is the truth; ``FunctionCache`` keeps the ``FunctionTarget`` of each function version
+that was invoked, so a warm invoke touches no database. Every write path of this server calls
+``invalidate`` for the function it changed before answering, so a cached entry is never older
+than the last acknowledged update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lamina.api.naming import Naming
+from lamina.engine.api import FunctionTarget
+from lamina.engine.scheduler import Scheduler
+from lamina.observe.logstore import LogStore
+from lamina.settings import Settings
+from lamina.store.api import BlobStore, FunctionRecord, MetadataStore
+
+T = TypeVar("T")
+
+
+def target_from_record(record: FunctionRecord, naming: Naming, code_root: Path) -> FunctionTarget:
+    config = record.config
+    logging = config.get("LoggingConfig") or {}
+    return FunctionTarget(
+        name=record.name,
+        version=record.version,
+        function_arn=naming.function_arn(record.name),
+        generation=record.revision_id,
+        runtime=config["Runtime"],
+        handler=config.get("Handler", ""),
+        memory_mb=int(config.get("MemorySize", 128)),
+        timeout_s=float(config.get("Timeout", 3)),
+        code_dir=code_root / record.code_sha256,
+        environment=dict((config.get("Environment") or {}).get("Variables") or {}),
+        ephemeral_mb=int((config.get("EphemeralStorage") or {}).get("Size", 512)),
+        log_format=logging.get("LogFormat", "Text"),
+        application_log_level=logging.get("ApplicationLogLevel"),
+        system_log_level=logging.get("SystemLogLevel"),
+        log_group=logging.get("LogGroup") or f"/aws/lambda/{record.name}",
+    )
+
+
+class FunctionCache:
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], tuple[FunctionRecord, FunctionTarget]] = {}
+
+    def get(self, name: str, version: str) -> tuple[FunctionRecord, FunctionTarget] | None:
+        return self._entries.get((name, version))
+
+    def put(self, record: FunctionRecord, target: FunctionTarget) -> None:
+        self._entries[(record.name, record.version)] = (record, target)
+
+    def invalidate(self, name: str) -> None:
+        for key in [k for k in self._entries if k[0] == name]:
+            del self._entries[key]
+
+
+@dataclasses.dataclass
+class ApiContext:
+    settings: Settings
+    naming: Naming
+    store: MetadataStore
+    blobs: BlobStore
+    engine: Scheduler
+    logs: LogStore
+    code_root: Path
+    cache: FunctionCache = dataclasses.field(default_factory=FunctionCache)
+    background: set[asyncio.Task[Any]] = dataclasses.field(default_factory=set)
+    code_url: Callable[[str, str, str], str] | None = None  # (host, name, sha) -> URL
+
+    async def db(self, method: Callable[..., T], *args: Any) -> T:
+        """Run a blocking store call off the event loop."""
+        return await asyncio.to_thread(method, *args)
+
+    def spawn(self, coroutine: Any) -> None:
+        """Run background work that must not be garbage-collected half-way."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    def forget(self, name: str) -> None:
+        """A function changed: drop cached views and retire its environments."""
+        self.cache.invalidate(name)
+        self.engine.retire(name)

@@ -1,0 +1,191 @@
+"""CreateFunction, GetFunction(Configuration), ListFunctions, UpdateFunctionCode,
+UpdateFunctionConfiguration and DeleteFunction."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from lamina.api.code import accept_zip
+from lamina.api.configuration import (
+    apply_changes,
+    check_architectures,
+    describe,
+    lambda_timestamp,
+    new_config,
+)
+from lamina.api.context import ApiContext
+from lamina.api.lifecycle import CREATING, UPDATING, new_revision, refuse_if_settling, settle
+from lamina.api.naming import LATEST
+from lamina.api.operations import Call, operation
+from lamina.errors import (
+    InvalidParameterValue,
+    PreconditionFailed,
+    ResourceConflict,
+    ResourceNotFound,
+)
+from lamina.store.api import AlreadyExists, FunctionRecord, NotFound, RevisionMismatch
+
+REVISION_MISMATCH = ("The Revision Id provided does not match the latest Revision Id. Call the "
+                     "GetFunction/GetAlias API to retrieve the latest Revision Id")
+
+
+async def load(context: ApiContext, name_param: str, qualifier: str | None = None,
+               *, allow_qualifier: bool = True) -> FunctionRecord:
+    """The stored version a FunctionName (+ Qualifier) names, or Lambda's not-found error."""
+    ref = context.naming.parse(name_param, qualifier)
+    if ref.qualifier is not None and not allow_qualifier:
+        raise InvalidParameterValue("This operation does not accept a qualifier.")
+    version = ref.qualifier or LATEST
+    if version != LATEST and not version.isdigit():
+        raise ResourceNotFound(f"Function not found: "
+                               f"{context.naming.function_arn(ref.name, version)}")
+    record = await context.db(context.store.get_function, ref.name, version)
+    if record is None:
+        raise context.naming.not_found(ref.name, ref.qualifier)
+    return record
+
+
+async def _code_from(context: ApiContext, params: dict[str, Any]) -> tuple[str, int]:
+    if params.get("ZipFile") is not None:
+        return await accept_zip(context.blobs, params["ZipFile"])
+    if params.get("S3Bucket") or params.get("S3Key"):
+        raise InvalidParameterValue("Code from S3 needs an S3-compatible endpoint "
+                                    "(LAMINA_S3_ENDPOINT), which is not configured.")
+    if params.get("ImageUri"):
+        raise InvalidParameterValue("lamina runs .zip packages only; ImageUri is not supported.")
+    raise InvalidParameterValue("Please provide a source for function code (ZipFile).")
+
+
+def _refuse_publish(params: dict[str, Any]) -> None:
+    if params.get("Publish"):
+        raise InvalidParameterValue("Publishing versions is not supported by this lamina "
+                                    "version yet; deploy without Publish.")
+
+
+@operation("CreateFunction")
+async def create_function(call: Call) -> dict[str, Any]:
+    context, params = call.context, call.params
+    ref = context.naming.parse(params["FunctionName"])
+    if ref.qualifier is not None:
+        raise InvalidParameterValue("A function name may not carry a qualifier when created.")
+    _refuse_publish(params)
+    config = new_config(params)
+    config.update(CREATING)
+    digest, size = await _code_from(context, params.get("Code") or {})
+    record = FunctionRecord(ref.name, LATEST, config, digest, size, new_revision(),
+                            lambda_timestamp(), time.time())
+    try:
+        await context.db(context.store.create_function, record)
+    except AlreadyExists:
+        raise ResourceConflict(f"Function already exist: {ref.name}") from None
+    context.forget(ref.name)
+    context.spawn(settle(context, ref.name))
+    return describe(record, context.naming)
+
+
+@operation("GetFunctionConfiguration")
+async def get_function_configuration(call: Call) -> dict[str, Any]:
+    record = await load(call.context, call.params["FunctionName"], call.params.get("Qualifier"))
+    return describe(record, call.context.naming)
+
+
+@operation("GetFunction")
+async def get_function(call: Call) -> dict[str, Any]:
+    context = call.context
+    record = await load(context, call.params["FunctionName"], call.params.get("Qualifier"))
+    output: dict[str, Any] = {"Configuration": describe(record, context.naming)}
+    host = call.request.headers.get("host", f"{context.settings.host}:{context.settings.port}")
+    if context.code_url is not None:
+        output["Code"] = {"RepositoryType": "S3",
+                          "Location": context.code_url(host, record.name, record.code_sha256)}
+    reserved = await context.db(context.store.get_reserved_concurrency, record.name)
+    if reserved is not None:
+        output["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
+    return output
+
+
+@operation("ListFunctions")
+async def list_functions(call: Call) -> dict[str, Any]:
+    context = call.context
+    limit = call.params.get("MaxItems") or 50
+    page = await context.db(context.store.list_functions, call.params.get("Marker"), limit + 1)
+    output: dict[str, Any] = {
+        "Functions": [describe(record, context.naming) for record in page[:limit]]}
+    if len(page) > limit:
+        output["NextMarker"] = page[limit - 1].name
+    return output
+
+
+async def _replace(context: ApiContext, old: FunctionRecord, new: FunctionRecord) -> None:
+    try:
+        await context.db(context.store.replace_function, new, old.revision_id)
+    except NotFound:
+        raise context.naming.not_found(old.name) from None
+    except RevisionMismatch:
+        raise ResourceConflict(
+            "The operation cannot be performed at this time. An update is in progress for "
+            f"resource: {context.naming.function_arn(old.name)}") from None
+    context.forget(old.name)
+    context.spawn(settle(context, old.name))
+
+
+def _check_revision(record: FunctionRecord, params: dict[str, Any]) -> None:
+    expected = params.get("RevisionId")
+    if expected is not None and expected != record.revision_id:
+        raise PreconditionFailed(REVISION_MISMATCH)
+
+
+@operation("UpdateFunctionCode")
+async def update_function_code(call: Call) -> dict[str, Any]:
+    context, params = call.context, call.params
+    record = await load(context, params["FunctionName"], allow_qualifier=False)
+    _check_revision(record, params)
+    refuse_if_settling(record, context.naming.function_arn(record.name))
+    _refuse_publish(params)
+    config = dict(record.config)
+    if params.get("Architectures"):
+        check_architectures(params["Architectures"])
+        config["Architectures"] = list(params["Architectures"])
+    digest, size = await _code_from(context, params)
+    config.update(UPDATING)
+    updated = dataclasses.replace(record, config=config, code_sha256=digest, code_size=size,
+                                  revision_id=new_revision(), last_modified=lambda_timestamp())
+    if params.get("DryRun"):
+        return describe(updated, context.naming)
+    await _replace(context, record, updated)
+    return describe(updated, context.naming)
+
+
+@operation("UpdateFunctionConfiguration")
+async def update_function_configuration(call: Call) -> dict[str, Any]:
+    context, params = call.context, call.params
+    record = await load(context, params["FunctionName"], allow_qualifier=False)
+    _check_revision(record, params)
+    refuse_if_settling(record, context.naming.function_arn(record.name))
+    config = apply_changes(record.config, params)
+    config.update(UPDATING)
+    updated = dataclasses.replace(record, config=config, revision_id=new_revision(),
+                                  last_modified=lambda_timestamp())
+    await _replace(context, record, updated)
+    return describe(updated, context.naming)
+
+
+@operation("DeleteFunction")
+async def delete_function(call: Call) -> dict[str, Any]:
+    context = call.context
+    ref = context.naming.parse(call.params["FunctionName"], call.params.get("Qualifier"))
+    if ref.qualifier is not None and ref.qualifier != LATEST:
+        raise ResourceNotFound(
+            f"Function not found: {context.naming.function_arn(ref.name, ref.qualifier)}")
+    if ref.qualifier == LATEST:
+        raise InvalidParameterValue("$LATEST version cannot be deleted without deleting the "
+                                    "function.")
+    try:
+        await context.db(context.store.delete_function, ref.name)
+    except NotFound:
+        raise context.naming.not_found(ref.name) from None
+    context.forget(ref.name)
+    context.engine.set_reserved_concurrency(ref.name, None)
+    return {}

@@ -1,0 +1,175 @@
+"""Invoke (RequestResponse, Event, DryRun) and the older InvokeAsync.
+
+The warm path reads no database: the function's target comes from the in-memory cache, which
+every write invalidates. Event invocations answer 202 and run in the background; making them
+durable, retried and routed to destinations belongs to the async-invocation part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import os
+import time
+import uuid
+from typing import Any
+
+from lamina.api.context import ApiContext, target_from_record
+from lamina.api.naming import LATEST
+from lamina.api.operations import Call, operation
+from lamina.engine.api import FunctionTarget, InvokeRequest
+from lamina.errors import (
+    InvalidRequestContent,
+    RequestTooLarge,
+    ResourceConflict,
+    ResourceNotFound,
+    ServiceError,
+    TooManyRequests,
+)
+from lamina.store.api import FunctionRecord
+
+log = logging.getLogger(__name__)
+
+MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
+MAX_ASYNC_PAYLOAD = 1024 * 1024
+MAX_CLIENT_CONTEXT = 3583
+PENDING_WAIT_S = 10.0
+
+
+async def resolve_target(context: ApiContext, name_param: str,
+                         qualifier: str | None) -> tuple[FunctionRecord, FunctionTarget]:
+    """The runnable target of a FunctionName + Qualifier, from the cache when possible."""
+    ref = context.naming.parse(name_param, qualifier)
+    version = ref.qualifier or LATEST
+    cached = context.cache.get(ref.name, version)
+    if cached is not None:
+        return cached
+    if version != LATEST and not version.isdigit():
+        raise ResourceNotFound(
+            f"Function not found: {context.naming.function_arn(ref.name, version)}")
+    deadline = time.monotonic() + PENDING_WAIT_S
+    while True:
+        record = await context.db(context.store.get_function, ref.name, version)
+        if record is None:
+            raise context.naming.not_found(ref.name, ref.qualifier)
+        state = record.config.get("State")
+        if state == "Active":
+            break
+        if state != "Pending" or time.monotonic() > deadline:
+            raise ResourceConflict(
+                "The operation cannot be performed at this time. The function is currently in "
+                f"the following state: {state}")
+        # Lambda refuses invokes while Pending; a brief wait instead spares scripts that do
+        # create-then-invoke a failure the real service would give them.
+        await asyncio.sleep(0.01)
+    target = target_from_record(record, context.naming, context.code_root)
+    context.cache.put(record, target)
+    return record, target
+
+
+def _trace_id(header: str | None) -> str:
+    if header and "Root=" in header:
+        return header
+    return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Sampled=0"
+
+
+def _client_context(encoded: str | None) -> str | None:
+    if not encoded:
+        return None
+    if len(encoded) > MAX_CLIENT_CONTEXT:
+        raise InvalidRequestContent(
+            f"Client context must be at most {MAX_CLIENT_CONTEXT} bytes long.")
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode()
+        json.loads(decoded)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidRequestContent(
+            "Client context must be a valid Base64-encoded JSON object.") from None
+    return decoded
+
+
+def _payload(raw: bytes | None, limit: int, operation_name: str) -> bytes:
+    payload = raw or b"{}"
+    if len(payload) > limit:
+        raise RequestTooLarge(
+            f"Request must be smaller than {limit} bytes for the {operation_name} operation")
+    try:
+        json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequestContent(
+            f"Could not parse request body into json: Could not parse payload into json: "
+            f"{exc}") from None
+    return payload
+
+
+@operation("Invoke")
+async def invoke(call: Call) -> dict[str, Any]:
+    context, params = call.context, call.params
+    invocation_type = params.get("InvocationType") or "RequestResponse"
+    record, target = await resolve_target(context, params["FunctionName"],
+                                          params.get("Qualifier"))
+    if invocation_type == "DryRun":
+        return {"StatusCode": 204}
+    limit = MAX_ASYNC_PAYLOAD if invocation_type == "Event" else MAX_SYNC_PAYLOAD
+    payload = _payload(params.get("Payload"), limit, "InvokeFunction")
+    qualifier = context.naming.parse(params["FunctionName"], params.get("Qualifier")).qualifier
+    request = InvokeRequest(
+        payload=payload,
+        request_id=call.request_id,
+        invoked_arn=context.naming.function_arn(target.name, qualifier),
+        trace_id=_trace_id(call.request.headers.get("x-amzn-trace-id")),
+        client_context=_client_context(params.get("ClientContext")),
+        tail_log=params.get("LogType") == "Tail" and invocation_type == "RequestResponse",
+    )
+    if invocation_type == "Event":
+        request.client_context = None  # Lambda passes it to synchronous invocations only
+        context.spawn(run_event(context, target, request))
+        return {"StatusCode": 202}
+    result = await context.engine.invoke(target, request)
+    output: dict[str, Any] = {"StatusCode": 200, "Payload": result.payload,
+                              "ExecutedVersion": result.executed_version}
+    if result.function_error:
+        output["FunctionError"] = result.function_error
+    if result.log_tail is not None:
+        output["LogResult"] = result.log_tail
+    return output
+
+
+@operation("InvokeAsync")
+async def invoke_async(call: Call) -> dict[str, Any]:
+    context, params = call.context, call.params
+    _, target = await resolve_target(context, params["FunctionName"], None)
+    body = params.get("InvokeArgs")
+    raw = body.read() if hasattr(body, "read") else body
+    payload = _payload(raw, MAX_ASYNC_PAYLOAD, "InvokeAsync")
+    request = InvokeRequest(payload=payload, request_id=call.request_id,
+                            invoked_arn=target.function_arn, trace_id=_trace_id(None))
+    context.spawn(run_event(context, target, request))
+    return {"Status": 202}
+
+
+async def run_event(context: ApiContext, target: FunctionTarget, request: InvokeRequest,
+                    attempts: int = 3) -> None:
+    """Run an Event invocation in the background, retrying throttles with a short backoff."""
+    delay = 1.0
+    for attempt in range(attempts):
+        try:
+            await context.engine.invoke(target, request)
+            return
+        except TooManyRequests:
+            if attempt + 1 == attempts:
+                log.warning("event %s for %s dropped: throttled", request.request_id,
+                            target.name)
+                return
+            await asyncio.sleep(delay)
+            delay *= 2
+        except ServiceError as exc:
+            log.warning("event %s for %s failed: %s", request.request_id, target.name, exc)
+            return
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4())
