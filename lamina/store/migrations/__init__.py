@@ -17,12 +17,18 @@ then write its ``upgrade()`` by hand with generic types, and mirror the change i
 
 from __future__ import annotations
 
+import threading
+
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
 # The "package:path" form lets Alembic find the scripts wherever lamina is installed.
 SCRIPT_LOCATION = "lamina.store:migrations"
+
+# Alembic publishes the running migration through module-level proxies (``alembic.context``,
+# ``alembic.op``): two upgrades in one process at once would share them, so they take turns.
+_UPGRADE_LOCK = threading.Lock()
 
 
 def alembic_config(url: str | None = None, connection: sa.Connection | None = None) -> Config:
@@ -42,4 +48,5 @@ def upgrade_to_head(connection: sa.Connection) -> None:
     """Bring the database behind ``connection`` to the newest revision, inside the transaction
     the caller has begun: a failed upgrade leaves nothing half-applied, and two processes
     opening the same fresh database one after the other each see a consistent schema."""
-    command.upgrade(alembic_config(connection=connection), "head")
+    with _UPGRADE_LOCK:
+        command.upgrade(alembic_config(connection=connection), "head")
