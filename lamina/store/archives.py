@@ -376,15 +376,21 @@ def _extract(zf: zipfile.ZipFile, entries: list[_Entry], root: Path, max_unzippe
 def _write_file(
     zf: zipfile.ZipFile, entry: _Entry, path: Path, written: int, max_unzipped: int
 ) -> int:
+    """Stream one entry to ``path``; returns the running total of real bytes written."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    size = 0
     with os.fdopen(os.open(path, flags, 0o600), "wb") as out, zf.open(entry.info) as src:
         while chunk := src.read(1 << 20):
-            written += len(chunk)  # the real bytes: declared sizes are not trusted
-            if written > max_unzipped:
+            size += len(chunk)  # the real bytes: declared sizes are not trusted
+            if written + size > max_unzipped:
                 raise ArchiveError(f"Unzipped size must be smaller than {max_unzipped} bytes")
             out.write(chunk)
         os.fchmod(out.fileno(), entry.mode)  # explicit, whatever the umask
-    return written
+    if size != entry.info.file_size:
+        # zipfile stops at the declared size when there is more (the CRC then fails), but a
+        # stream that ends early passes its CRC: a short entry is a lying archive as well.
+        raise ArchiveError(INVALID_ZIP)
+    return written + size
 
 
 def _make_dirs(root: Path, path: Path) -> None:
