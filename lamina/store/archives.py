@@ -96,7 +96,9 @@ def unpack(archive: Path, dest: Path, *, max_unzipped: int = MAX_UNZIPPED) -> No
 
     If ``dest`` exists there is nothing to do: trees are only ever renamed into place complete,
     so an existing one is a finished one. Two processes unpacking the same ``dest`` both succeed;
-    the second rename loses and its copy is thrown away.
+    the second rename loses and its copy is thrown away. The tree is not fsynced: it is a cache
+    of the archive, safe against a crash of the process (the rename comes last), and after a
+    power cut it can be deleted and unpacked again.
     """
     dest = Path(dest)
     if os.path.lexists(dest):

@@ -70,6 +70,32 @@ def test_zipfile_made_archives_with_implicit_dirs_and_dot_slash_names(tmp_path: 
     assert _mode(tree / "node_modules" / "pkg" / "deep") == 0o755
 
 
+def test_streamed_zips_with_data_descriptors_and_a_prefix(tmp_path: Path) -> None:
+    """Zips written to a pipe (Java, Go, ``zip -``) put sizes after the data; self-extracting
+    ones start with a stub. Both are ordinary packages."""
+
+    class Pipe(io.RawIOBase):
+        def __init__(self) -> None:
+            self.written = bytearray()
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, b: bytes) -> int:  # type: ignore[override]
+            self.written += b
+            return len(b)
+
+    pipe = Pipe()
+    with zipfile.ZipFile(pipe, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("app.py", HELLO)
+        with zf.open("lib/big.py", "w") as f:
+            f.write(b"# padding\n" * 10_000)
+    data = b"#!/bin/sh\necho stub\n" + bytes(pipe.written)
+    assert all(i.flag_bits & 0x8 for i in zipfile.ZipFile(io.BytesIO(data)).infolist())
+    assert inspect_archive(data).file_count == 2
+    assert (_unpack_bytes(tmp_path, data) / "lib" / "big.py").stat().st_size == 100_000
+
+
 def test_modes_are_0644_and_0755_with_exec_bits_kept(tmp_path: Path) -> None:
     data = z.build(
         [

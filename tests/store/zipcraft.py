@@ -10,6 +10,7 @@ import dataclasses
 import stat
 import struct
 import zlib
+from collections.abc import Sequence
 
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")
 _CENTRAL = struct.Struct("<4sBBHHHHHIIIHHHHHII")
@@ -47,7 +48,7 @@ def deflated(data: bytes) -> bytes:
     return c.compress(data) + c.flush()
 
 
-def build(entries: list[Entry], aliases: list[tuple[str, int]] = ()) -> bytes:  # type: ignore[assignment]
+def build(entries: list[Entry], aliases: Sequence[tuple[str, int]] = ()) -> bytes:
     """A zip of ``entries``; each ``(name, i)`` in ``aliases`` adds a central directory record
     named ``name`` pointing at entry ``i``'s bytes (entries that overlap)."""
     out = bytearray()
