@@ -92,12 +92,32 @@ _JSON_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # LogRecord attributes that are not "extra" fields in the JSON log format.
 _RESERVED_RECORD_FIELDS = frozenset(
     (
-        "name", "msg", "args", "levelname", "levelno", "pathname", "filename", "module",
-        "exc_info", "exc_text", "stack_info", "lineno", "funcName", "created", "msecs",
-        "relativeCreated", "thread", "threadName", "processName", "process", "taskName",
-        "aws_request_id", "tenant_id", "_frame_type",
+        "name",
+        "msg",
+        "args",
+        "levelname",
+        "levelno",
+        "pathname",
+        "filename",
+        "module",
+        "exc_info",
+        "exc_text",
+        "stack_info",
+        "lineno",
+        "funcName",
+        "created",
+        "msecs",
+        "relativeCreated",
+        "thread",
+        "threadName",
+        "processName",
+        "process",
+        "taskName",
+        "aws_request_id",
+        "tenant_id",
+        "_frame_type",
     )
-)  # fmt: skip
+)
 
 _THIS_FILE = os.path.abspath(__file__)
 
@@ -183,9 +203,9 @@ class _Connection:
             except ValueError:
                 raise RuntimeAPIError(f"bad status line {lines[0]!r}") from None
             headers: dict[str, str] = {}
-            for line in lines[1:]:
+            for line in lines[1:]:  # no space may precede the colon (RFC 9112)
                 name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
+                headers[name.lower()] = value.strip()
             start = end + 4
             if status >= 200:
                 break
@@ -244,8 +264,7 @@ def _request(method: str, path: str, host: str, body: bytes = b"", headers: str 
     if method == "GET":
         return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}\r\n".encode()
     head = (
-        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{headers}"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
 
@@ -272,8 +291,13 @@ class CognitoIdentity:
 class Client:
     """``context.client_context.client`` (the mobile SDK's client description)."""
 
-    __slots__ = ("app_package_name", "app_title", "app_version_code", "app_version_name",
-                 "installation_id")  # fmt: skip
+    __slots__ = (
+        "app_package_name",
+        "app_title",
+        "app_version_code",
+        "app_version_name",
+        "installation_id",
+    )
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.installation_id = data.get("installation_id")
@@ -405,8 +429,9 @@ def _make_context(headers: dict[str, str], request_id: str) -> LambdaContext:
     if raw:
         data = _parse_json_header(raw, "Cognito Identity")
         if isinstance(data, dict):
-            identity = CognitoIdentity(data.get("cognitoIdentityId"),
-                                       data.get("cognitoIdentityPoolId"))  # fmt: skip
+            identity = CognitoIdentity(
+                data.get("cognitoIdentityId"), data.get("cognitoIdentityPoolId")
+            )
     return LambdaContext(
         request_id,
         headers.get("lambda-runtime-invoked-function-arn"),
@@ -429,14 +454,34 @@ class _Marshaller:
     hook returns a unique placeholder string that is swapped for the digits
     afterwards. The placeholder holds a per-process random nonce and NULs, and
     the swap only runs when a Decimal was seen, so ordinary results cost nothing.
+
+    The C encoder is built once and called directly: ``JSONEncoder.encode``
+    rebuilds it on every call, a third of the cost of encoding a small result.
+    Settings match awslambdaric's on python3.11: ASCII output, NaN allowed.
     """
 
-    __slots__ = ("_encode", "_nonce", "_raw")
+    __slots__ = ("_encode_fallback", "_iterencode", "_markers", "_nonce", "_raw")
 
     def __init__(self) -> None:
         self._nonce = os.urandom(8).hex()
         self._raw: list[str] = []
-        self._encode = json.JSONEncoder(allow_nan=True, default=self._default).encode
+        self._markers: dict[int, Any] = {}
+        self._encode_fallback = json.JSONEncoder(allow_nan=True, default=self._default).encode
+        self._iterencode: Callable[[Any, int], list[str]] | None = None
+        make = json.encoder.c_make_encoder
+        if make is not None:
+            # (markers, default, encoder, indent, key_sep, item_sep, sort_keys, skipkeys, allow_nan)
+            self._iterencode = make(
+                self._markers,
+                self._default,
+                json.encoder.encode_basestring_ascii,
+                None,
+                ": ",
+                ", ",
+                False,
+                False,
+                True,
+            )
 
     def _default(self, obj: Any) -> Any:
         decimal = sys.modules.get("decimal")
@@ -450,12 +495,36 @@ class _Marshaller:
     def encode(self, obj: Any) -> str:
         """JSON text of ``obj``; raises on what AWS's runtime cannot marshal either."""
         try:
-            text = self._encode(obj)
+            if self._iterencode is not None:
+                text = "".join(self._iterencode(obj, 0))
+            else:
+                text = self._encode_fallback(obj)
+        except BaseException:
+            self._markers.clear()  # the C encoder leaves entries behind on errors
+            raise
         finally:
             raw, self._raw = self._raw, []
         for i, digits in enumerate(raw):
             text = text.replace(f'"\\u0000{self._nonce}:{i}\\u0000"', digits, 1)
         return text
+
+
+def _make_decoder() -> Callable[[bytes], Any]:
+    """``json.loads`` for UTF-8 bodies without its per-call encoding sniffing.
+
+    Anything unusual (a BOM, UTF-16, invalid JSON) goes through ``json.loads``
+    so errors read exactly as AWS's.
+    """
+    decode = json.JSONDecoder().decode
+    loads = json.loads
+
+    def loads_utf8(body: bytes) -> Any:
+        try:
+            return decode(body.decode())
+        except Exception:
+            return loads(body)
+
+    return loads_utf8
 
 
 # ------------------------------------------------------------------------ logging
@@ -737,8 +806,15 @@ class _Runtime:
         """POST ``/runtime/init/error``; the caller exits afterwards whatever the answer."""
         header = f"{_ERROR_TYPE_HEADER}: {_header_value(error_type or error['errorType'])}\r\n"
         body = json.dumps(error).encode()
-        self.conn.send(_request("POST", _INIT_ERROR_PATH, self.conn.host, body,
-                                "Content-Type: application/json\r\n" + header))  # fmt: skip
+        self.conn.send(
+            _request(
+                "POST",
+                _INIT_ERROR_PATH,
+                self.conn.host,
+                body,
+                "Content-Type: application/json\r\n" + header,
+            )
+        )
         self.conn.read()
 
     def restore(self) -> int | None:
@@ -768,9 +844,15 @@ class _Runtime:
             error = _exception_result(e)
             _log_error(error, self.log_format)
             header = f"{_ERROR_TYPE_HEADER}: {AFTER_RESTORE_ERROR}\r\n"
-            self.conn.send(_request("POST", _RESTORE_ERROR_PATH, self.conn.host,
-                                    json.dumps(error).encode(),
-                                    "Content-Type: application/json\r\n" + header))  # fmt: skip
+            self.conn.send(
+                _request(
+                    "POST",
+                    _RESTORE_ERROR_PATH,
+                    self.conn.host,
+                    json.dumps(error).encode(),
+                    "Content-Type: application/json\r\n" + header,
+                )
+            )
             self.conn.read()
             return 65
         return None
@@ -785,7 +867,7 @@ class _Runtime:
         environ = os.environ
         make_context = _make_context
         stdout_flush = _flush_stdio
-        loads = json.loads
+        loads = _make_decoder()
         conn.send(next_request)
         while True:
             status, headers, body = conn.read()
