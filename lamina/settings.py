@@ -64,6 +64,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_retention_days", 7, "Days function logs are kept.", int),
     Setting("log_max_bytes_per_function", 64 * 1024 * 1024, "Log bytes kept per function.", int),
     Setting("code_url_ttl", 600, "Seconds a GetFunction Code.Location URL stays valid.", int),
+    Setting("log_level", "INFO", "Level of lamina's own log (DEBUG, INFO, WARNING, ERROR)."),
     Setting("insecure_no_sandbox", False,
             "Run functions without namespaces or cgroups (unsafe).", _bool),
 )
@@ -91,6 +92,7 @@ class Settings:
     log_retention_days: int = 7
     log_max_bytes_per_function: int = 64 * 1024 * 1024
     code_url_ttl: int = 600
+    log_level: str = "INFO"
     insecure_no_sandbox: bool = False
 
     @property

@@ -40,6 +40,7 @@ class FunctionTarget:
     application_log_level: str | None = None
     system_log_level: str | None = None
     log_group: str = ""
+    command: tuple[str, ...] | None = None  # a runtime command replacing the runtime's own
 
     @property
     def key(self) -> tuple[str, str]:

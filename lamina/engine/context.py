@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from lamina.engine.envvars import build_environment
 from lamina.engine.runtimes import RUNTIMES, RUNTIMES_DIR
-from lamina.engine.sandbox.api import Launcher, SandboxSpec
+from lamina.engine.sandbox.api import ExecEntry, Launcher, SandboxSpec
 from lamina.identity.sessions import SessionRegistry
 from lamina.observe.logstore import LogStore
 
@@ -63,7 +63,8 @@ class EngineContext:
         return SandboxSpec(
             env_id=env.id,
             code_dir=target.code_dir,
-            entry=runtime.entry(runtime_dir, task_root),
+            entry=(ExecEntry(target.command, task_root) if target.command
+                   else runtime.entry(runtime_dir, task_root)),
             environ=environ,
             memory_mb=target.memory_mb,
             ephemeral_mb=target.ephemeral_mb,

@@ -109,7 +109,7 @@ def _payload(raw: bytes | None, limit: int, operation_name: str) -> bytes:
 async def invoke(call: Call) -> dict[str, Any]:
     context, params = call.context, call.params
     invocation_type = params.get("InvocationType") or "RequestResponse"
-    record, target = await resolve_target(context, params["FunctionName"],
+    _, target = await resolve_target(context, params["FunctionName"],
                                           params.get("Qualifier"))
     if invocation_type == "DryRun":
         return {"StatusCode": 204}

@@ -1,0 +1,177 @@
+"""``lamina serve``: builds every part from the settings, serves, and shuts down cleanly.
+
+Start-up order matters: the data dir and credentials first (so a key is stored before it is
+printed), then the store (migrated), the sandbox launcher (refusing to start where the host
+cannot isolate functions, unless told otherwise), the engine, and only then the listening
+socket; ``/_lamina/health`` answers 200 once everything is ready. SIGTERM and SIGINT close in
+the reverse order and leave no process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from lamina.api.app import LaminaApp
+from lamina.api.auth import SigV4Verifier
+from lamina.api.code_urls import CodeUrls, load_key
+from lamina.api.context import ApiContext
+from lamina.api.lifecycle import settle_all
+from lamina.api.naming import Naming
+from lamina.engine.context import EngineContext
+from lamina.engine.runtimes import RUNTIMES_DIR
+from lamina.engine.sandbox.api import Launcher
+from lamina.engine.scheduler import Scheduler
+from lamina.http.server import HttpServer
+from lamina.http.types import Request, Response
+from lamina.identity.root import RootCredentials, credentials_path, load_or_create
+from lamina.identity.sessions import SessionRegistry
+from lamina.observe.logstore import LogStore
+from lamina.settings import Settings
+from lamina.store.blobs import FileBlobStore
+from lamina.store.registry import open_store
+
+log = logging.getLogger("lamina")
+
+MAX_REQUEST_BYTES = 70 * 1024 * 1024  # a 50 MB zip, base64-encoded, in a JSON body
+SERVER_FILE = "server.json"
+
+
+def make_launcher(settings: Settings, code_root: Path) -> Launcher:
+    from lamina.engine.sandbox.launcher import NamespaceLauncher, UnsandboxedLauncher
+
+    if settings.insecure_no_sandbox:
+        return UnsandboxedLauncher(code_root=code_root, runtime_dir=RUNTIMES_DIR / "python")
+    return NamespaceLauncher(code_root=code_root, runtime_dir=RUNTIMES_DIR / "python")
+
+
+def _too_large(request: Request) -> Response:
+    body = json.dumps({"Type": "User", "message": "Request must be smaller than "
+                       f"{MAX_REQUEST_BYTES} bytes for the operation"}).encode()
+    return Response(413, [("x-amzn-ErrorType", "RequestTooLargeException"),
+                          ("content-type", "application/json")], body)
+
+
+def banner(settings: Settings, endpoint: str, credentials: RootCredentials) -> str:
+    lines = [
+        f"lamina is serving the Lambda API at {endpoint}",
+        f"  region {settings.region}, account {settings.account_id}, "
+        f"data in {settings.data_dir.resolve()}",
+        f"  access key id:     {credentials.access_key_id}",
+    ]
+    if credentials.generated:
+        lines.append(f"  secret access key: {credentials.secret_access_key}")
+        lines.append(f"  (generated now and printed once; kept in "
+                     f"{credentials_path(settings.data_dir)} with mode 0600)")
+    else:
+        lines.append(f"  secret access key: in {credentials_path(settings.data_dir)} "
+                     "or LAMINA_ROOT_SECRET_ACCESS_KEY")
+    lines.append(f"  try: aws --endpoint-url {endpoint} lambda list-functions")
+    return "\n".join(lines)
+
+
+async def serve(settings: Settings) -> int:
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    credentials = load_or_create(data_dir, settings.root_access_key_id,
+                                 settings.root_secret_access_key)
+    code_root = data_dir / "code"
+    code_root.mkdir(exist_ok=True)
+    os.chmod(code_root, 0o711)  # the sandbox template binds trees from here; nothing lists it
+
+    launcher = make_launcher(settings, code_root)
+    reason = launcher.unavailable_reason()
+    if reason is not None:
+        print(f"lamina: cannot sandbox functions on this host: {reason}\n"
+              "lamina: refusing to start; pass --insecure-no-sandbox (LAMINA_INSECURE_NO_SANDBOX=1)"
+              " to run functions without isolation.", file=sys.stderr)
+        return 2
+
+    store = open_store(settings.resolved_database_url)
+    blobs = FileBlobStore(data_dir / "blobs")
+    logs = LogStore(data_dir / "logs", settings.log_retention_days,
+                    settings.log_max_bytes_per_function)
+    naming = Naming(settings.region, settings.account_id)
+    sessions = SessionRegistry()
+    secrets = {credentials.access_key_id: credentials.secret_access_key}
+
+    def lookup_secret(access_key_id: str) -> str | None:
+        secret = secrets.get(access_key_id)
+        if secret is not None:
+            return secret
+        session = sessions.lookup(access_key_id)
+        return session.secret_access_key if session and not session.expired else None
+
+    app_holder: list[LaminaApp] = []
+
+    def handle(request: Request) -> object:
+        return app_holder[0].handle(request)
+
+    http = HttpServer(handle, max_body=MAX_REQUEST_BYTES, too_large=_too_large)  # type: ignore[arg-type]
+    await launcher.start()
+    try:
+        host, port = await http.listen(settings.host, settings.port)
+    except OSError as exc:
+        await launcher.close()
+        store.close()
+        print(f"lamina: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        return 2
+    endpoint = f"http://{host}:{port}"
+    engine_context = EngineContext(launcher, logs, sessions, settings.region,
+                                   settings.account_id, endpoint,
+                                   sandboxed=not settings.insecure_no_sandbox)
+    scheduler = Scheduler(engine_context, account_limit=settings.account_concurrency,
+                          max_starting=settings.max_starting,
+                          queue_wait_ms=settings.queue_wait_ms,
+                          idle_timeout=settings.idle_timeout)
+    for name, value in store.reserved_concurrency().items():
+        scheduler.set_reserved_concurrency(name, value)
+    code_urls = CodeUrls(load_key(data_dir), blobs, settings.code_url_ttl)
+    context = ApiContext(settings, naming, store, blobs, scheduler, logs, code_root,
+                         code_url=code_urls.url)
+    app = LaminaApp(context, SigV4Verifier(lookup_secret, settings.region), code_urls)
+    app_holder.append(app)
+    logs.start()
+    scheduler.start()
+    await settle_all(context)
+
+    (data_dir / SERVER_FILE).write_text(json.dumps({"endpoint": endpoint, "pid": os.getpid(),
+                                                    "region": settings.region}))
+    app.ready = True
+    print(banner(settings, endpoint, credentials), flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+
+    print("lamina: shutting down", flush=True)
+    app.ready = False
+    await http.close()
+    await scheduler.close()
+    await launcher.close()
+    for task in list(context.background):
+        task.cancel()
+    await logs.close()
+    store.close()
+    with contextlib.suppress(FileNotFoundError):
+        (data_dir / SERVER_FILE).unlink()
+    return 0
+
+
+def run(settings: Settings) -> int:
+    """Run the server on uvloop until SIGTERM/SIGINT; returns the process exit code."""
+    import uvloop
+
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return uvloop.run(serve(settings))

@@ -1,0 +1,30 @@
+"""Shared fixtures: one real ``lamina serve`` on a free loopback port for the session, boto3."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import LaminaProcess
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaminaProcess]:
+    data_dir = tmp_path_factory.mktemp("lamina") / "data"
+    process = LaminaProcess(data_dir).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def lam(server: LaminaProcess) -> Any:
+    return server.client("lambda")
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="lamina-test-") as directory:
+        yield Path(directory)

@@ -1,0 +1,1 @@
+export const handler = async (event) => ({ runtime: "esm", doubled: (event.n || 0) * 2 });

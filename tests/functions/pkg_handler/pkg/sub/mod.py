@@ -1,0 +1,2 @@
+def entry(event, context):
+    return {"module": __name__}
