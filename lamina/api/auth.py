@@ -161,6 +161,7 @@ class SigV4Verifier:
         self._keys: dict[tuple[str, str, str, str], bytes] = {}
         self._verified: OrderedDict[str, _Verified] = OrderedDict()
         self._verified_max = replay_cache_size
+        self.replays_accepted = 0  # requests accepted from the LRU, without a signature
 
     # The one public method ------------------------------------------------------------------
 
@@ -178,6 +179,7 @@ class SigV4Verifier:
             principal = self._replayed(known, request, body_hash)
             if principal is not None:
                 self._verified.move_to_end(cache_key)
+                self.replays_accepted += 1
                 return principal
         query = _split_query(request.query_string)
         if authorization is not None:

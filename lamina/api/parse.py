@@ -108,18 +108,20 @@ def parse_request(operation: OperationModel, labels: dict[str, str],
     if plan.headers or plan.header_maps:
         _parse_headers(plan, request.headers, params)
     try:
-        if plan.payload is not None:
+        if plan.payload is not None and request.body:
+            # An empty body is an absent payload; so is "{}" for a structure, which is what
+            # botocore sends when the structure is not given.
             name, shape = plan.payload
             body = request.body
             if shape.type_name == "structure":
-                if body:
-                    params[name] = _from_json(shape, _load_json(body), (name,))
+                document = _load_json(body)
+                if document is not None and document != {}:
+                    params[name] = _from_json(shape, document, (name,))
             elif shape.type_name == "string":
-                if body:
-                    params[name] = body.decode("utf-8", "replace")
+                params[name] = body.decode("utf-8", "replace")
             else:
                 params[name] = body
-        elif plan.body_shape is not None and request.body:
+        elif plan.payload is None and plan.body_shape is not None and request.body:
             document = _load_json(request.body)
             if document is not None:
                 params.update(_from_json(plan.body_shape, document, ()))

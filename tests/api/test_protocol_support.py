@@ -35,6 +35,7 @@ ACCESS_KEY = "AKIDLAMINATEST000001"
 SECRET_KEY = "lamina-test-secret-key/0123456789abcdefgh"
 
 Operation = Callable[[str, dict[str, Any]], dict[str, Any] | None]
+_SESSION = boto3.session.Session()  # one session: its loaded models make new clients cheap
 
 
 @dataclasses.dataclass
@@ -98,7 +99,7 @@ class Harness:
 
     def client(self, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY,
                **config: Any) -> Any:
-        client = boto3.session.Session().client(
+        client = _SESSION.client(
             "lambda", endpoint_url=ENDPOINT, region_name=REGION,
             aws_access_key_id=access_key, aws_secret_access_key=secret_key,
             config=Config(retries={"total_max_attempts": 1}, **config))
@@ -167,3 +168,18 @@ def test_the_lamina_request_carries_what_a_server_would_see(harness: Harness) ->
     assert request.headers["host"] == "127.0.0.1:9000"
     assert request.method == "GET" and request.path == "/2015-03-31/functions/f"
     assert request.headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=")
+
+
+def signed_request(method: str, path: str, query: str = "", body: bytes = b"",
+                   headers: dict[str, str] | None = None, access_key: str = ACCESS_KEY,
+                   secret_key: str = SECRET_KEY, region: str = REGION,
+                   service: str = "lambda") -> Request:
+    """A hand-made request signed by botocore's SigV4Auth, for what boto3 would never send."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    url = f"{ENDPOINT}{path}" + (f"?{query}" if query else "")
+    aws_request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
+    SigV4Auth(Credentials(access_key, secret_key), service, region).add_auth(aws_request)
+    return to_lamina_request(aws_request.prepare())
