@@ -96,12 +96,13 @@ class LaminaProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def zip_directory(source: Path, extra: dict[str, str | bytes] | None = None,
-                  modes: dict[str, int] | None = None) -> bytes:
+def zip_directory(source: Path | None, extra: dict[str, str | bytes] | None = None,
+                  modes: dict[str, int] | None = None, stored: bool = False) -> bytes:
     """A zip of ``source`` (may be None) plus ``extra`` files; ``modes`` sets unix modes."""
     buffer = io.BytesIO()
     modes = modes or {}
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    method = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(buffer, "w", method) as archive:
         if source is not None:
             for path in sorted(source.rglob("*")):
                 if path.is_file() and "__pycache__" not in path.parts:
@@ -109,12 +110,12 @@ def zip_directory(source: Path, extra: dict[str, str | bytes] | None = None,
                     info = zipfile.ZipInfo(name)
                     mode = modes.get(name, path.stat().st_mode & 0o777)
                     info.external_attr = (0o100000 | mode) << 16
-                    info.compress_type = zipfile.ZIP_DEFLATED
+                    info.compress_type = method
                     archive.writestr(info, path.read_bytes())
         for name, content in (extra or {}).items():
             info = zipfile.ZipInfo(name)
             info.external_attr = (0o100000 | modes.get(name, 0o644)) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = method
             archive.writestr(info, content)
     return buffer.getvalue()
 

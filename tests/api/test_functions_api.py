@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import urllib.request
 from typing import Any
 
@@ -90,7 +91,10 @@ def test_list_functions_paginates_with_marker(lam: Any) -> None:
 def test_update_code_and_configuration_change_revision_and_guard_it(lam: Any) -> None:
     name = create(lam, HELLO)
     before = lam.get_function_configuration(FunctionName=name)
-    other = zip_directory(None, extra={"app.py": "def handler(e, c):\n    return 2\n"})
+    # 40 MB of incompressible data keeps the update InProgress long enough to observe.
+    other = zip_directory(None, extra={"app.py": "def handler(e, c):\n    return 2\n",
+                                       "ballast.bin": os.urandom(40 * 1024 * 1024)},
+                          stored=True)
     updated = lam.update_function_code(FunctionName=name, ZipFile=other,
                                        RevisionId=before["RevisionId"])
     assert updated["LastUpdateStatus"] == "InProgress"
@@ -137,7 +141,7 @@ def test_create_twice_conflicts_and_keeps_the_first(lam: Any) -> None:
     ({"Timeout": 901}, "InvalidParameterValueException", "Timeout"),
     ({"Timeout": 0}, "ValidationException", "timeout"),
     ({"MemorySize": 64}, "ValidationException", "memorySize"),
-    ({"MemorySize": 10241}, "ValidationException", "memorySize"),
+    ({"MemorySize": 10241}, "InvalidParameterValueException", "MemorySize"),
     ({"Environment": {"Variables": {"AWS_REGION": "x"}}}, "InvalidParameterValueException",
      "AWS_REGION"),
     ({"Environment": {"Variables": {"BIG": "x" * 5000}}}, "InvalidParameterValueException",
@@ -148,12 +152,14 @@ def test_create_twice_conflicts_and_keeps_the_first(lam: Any) -> None:
     ({"Code": {"ZipFile": b"not a zip"}}, "InvalidParameterValueException", "unzip"),
 ])
 def test_bad_create_requests_get_lambda_errors_and_store_nothing(
-        lam: Any, changes: dict[str, Any], exception: str, fragment: str) -> None:
+        server: Any, lam: Any, changes: dict[str, Any], exception: str, fragment: str) -> None:
+    # Without boto3's own checks, so that the server's validation is what answers.
+    unchecked = server.client(parameter_validation=False)
     name = unique("bad")
     request = {"FunctionName": name, "Runtime": "python3.11", "Role": ROLE,
                "Handler": "app.handler", "Code": {"ZipFile": HELLO}, **changes}
     with pytest.raises(botocore.exceptions.ClientError) as failure:
-        lam.create_function(**request)
+        unchecked.create_function(**request)
     assert error_code(failure.value) == exception
     assert failure.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert fragment in failure.value.response["Error"]["Message"]

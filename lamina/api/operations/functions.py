@@ -188,4 +188,4 @@ async def delete_function(call: Call) -> dict[str, Any]:
         raise context.naming.not_found(ref.name) from None
     context.forget(ref.name)
     context.engine.set_reserved_concurrency(ref.name, None)
-    return {}
+    return {"StatusCode": 204}
