@@ -253,7 +253,7 @@ def _parse_timestamp(value: Any, fmt: str) -> datetime.datetime:
 
 def _load_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return json.loads(body.decode("utf-8"))  # not json's UTF-16/32 guessing: AWS reads UTF-8
     except UnicodeDecodeError as exc:
         raise InvalidRequestContent(
             f"{_PREFIX}Invalid UTF-8 start byte 0x{body[exc.start]:02x}"

@@ -30,7 +30,7 @@ from botocore.model import OperationModel, ServiceModel, Shape
 from lamina.api.patterns import compile_java
 from lamina.errors import ValidationError
 
-__all__ = ["member_path", "validate", "validation_message"]
+__all__ = ["member_path", "render", "validate", "validation_message"]
 
 Errors = list[str]
 Validator = Callable[[Any, str, Errors], None]
