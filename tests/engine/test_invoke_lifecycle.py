@@ -127,10 +127,10 @@ def test_concurrent_invokes_get_separate_environments(lam: Any) -> None:
 def test_update_retires_old_environments(lam: Any) -> None:
     name = create(lam, PROBE)
     before = invoke(lam, name, {"action": "echo"})[1]["stream"]
-    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"V": "2"}})
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"VERSION": "2"}})
     wait_ready(lam, name)
     _, body = invoke(lam, name, {"action": "describe"})
-    assert body["environ"]["V"] == "2"
+    assert body["environ"]["VERSION"] == "2"
     assert body["log_stream_name"] != before
 
 

@@ -61,7 +61,9 @@ def test_own_pid_namespace(lam: Any, probe: str) -> None:
     assert len(body["pids"]) < 10
 
 
-def test_pids_limit_stops_a_fork_bomb(lam: Any, probe: str) -> None:
+def test_pids_limit_stops_a_fork_bomb(lam: Any) -> None:
+    # Enough memory that the bomb meets the pids limit before the memory limit.
+    probe = create(lam, PROBE, Timeout=20, MemorySize=2048)
     response, body = invoke(lam, probe, {"action": "fork_bomb", "count": 5000})
     assert "FunctionError" not in response, body
     assert body["failed"] == 1

@@ -66,14 +66,25 @@ class ExitStatus:
     oom_killed: bool = False
 
     def describe(self) -> str:
-        """The words Lambda uses after "Runtime exited with error: "."""
+        """The words Lambda uses after "Runtime exited with error: " (Go's signal names)."""
         if self.signal is not None:
-            try:
-                name = signal.Signals(self.signal).name[3:].lower()
-            except ValueError:
-                name = str(self.signal)
+            name = _SIGNAL_WORDS.get(self.signal)
+            if name is None:
+                try:
+                    name = signal.Signals(self.signal).name.lower()
+                except ValueError:
+                    name = str(self.signal)
             return f"signal: {name}"
         return f"exit status {self.code}"
+
+
+_SIGNAL_WORDS = {
+    signal.SIGKILL: "killed", signal.SIGSEGV: "segmentation fault", signal.SIGABRT: "aborted",
+    signal.SIGTERM: "terminated", signal.SIGBUS: "bus error", signal.SIGILL: "illegal instruction",
+    signal.SIGFPE: "floating point exception", signal.SIGHUP: "hangup",
+    signal.SIGINT: "interrupt", signal.SIGQUIT: "quit", signal.SIGPIPE: "broken pipe",
+    signal.SIGTRAP: "trace/breakpoint trap", signal.SIGALRM: "alarm clock",
+}
 
 
 class SandboxProcess(Protocol):
