@@ -30,6 +30,7 @@ from lamina.engine.sandbox.api import Launcher
 from lamina.engine.scheduler import Scheduler
 from lamina.http.server import HttpServer
 from lamina.http.types import Request, Response
+from lamina.identity.authorize import Authorizer
 from lamina.identity.root import RootCredentials, credentials_path, load_or_create
 from lamina.identity.sessions import SessionRegistry
 from lamina.observe.logstore import LogStore
@@ -136,7 +137,8 @@ async def serve(settings: Settings) -> int:
     code_urls = CodeUrls(load_key(data_dir), blobs, settings.code_url_ttl)
     context = ApiContext(settings, naming, store, blobs, scheduler, logs, code_root,
                          code_url=code_urls.url)
-    app = LaminaApp(context, SigV4Verifier(lookup_secret, settings.region), code_urls)
+    app = LaminaApp(context, SigV4Verifier(lookup_secret, settings.region), code_urls,
+                    Authorizer(credentials.access_key_id, sessions))
     app_holder.append(app)
     logs.start()
     scheduler.start()

@@ -27,6 +27,7 @@ from lamina.api.serialize import serialize_error, serialize_response
 from lamina.api.validate import validate
 from lamina.errors import InternalError, NotImplementedYet, ResourceNotFound, ServiceError
 from lamina.http.types import Request, Response
+from lamina.identity.authorize import Authorizer
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,11 @@ _JSON = ("content-type", "application/json")
 
 
 class LaminaApp:
-    def __init__(self, context: ApiContext, verifier: SigV4Verifier, code_urls: CodeUrls) -> None:
+    def __init__(self, context: ApiContext, verifier: SigV4Verifier, code_urls: CodeUrls,
+                 authorizer: Authorizer) -> None:
         self.context = context
         self.verifier = verifier
+        self.authorizer = authorizer
         self.code_urls = code_urls
         self.ready = False
         load_all()
@@ -50,10 +53,11 @@ class LaminaApp:
         request_id = str(uuid.uuid4())
         operation = None
         try:
-            self.verifier.verify(request)
+            principal = self.verifier.verify(request)
             operation, labels = resolve(request.method, request.path, request.query_string)
             params = parse_request(operation, labels, request)
             validate(operation, params)
+            self.authorizer.check(principal, operation.name, self._resource(params))
             handler = OPERATIONS.get(operation.name)
             if handler is None:
                 raise NotImplementedYet(
@@ -66,6 +70,12 @@ class LaminaApp:
             name = operation.name if operation is not None else request.path
             log.exception("%s failed (request %s)", name, request_id)
             return serialize_error(InternalError("An internal error occurred."), request_id)
+
+    def _resource(self, params: dict[str, Any]) -> str:
+        name = params.get("FunctionName")
+        if not isinstance(name, str):
+            return "*"
+        return name if name.startswith("arn:") else self.context.naming.function_arn(name)
 
     # lamina's own paths -------------------------------------------------------------------
 
@@ -82,7 +92,8 @@ class LaminaApp:
     async def _signed_lamina(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
         try:
-            self.verifier.verify(request)
+            principal = self.verifier.verify(request)
+            self.authorizer.check(principal, "ReadLaminaInternals", "*")
             path = request.path
             if path.startswith("/_lamina/logs/") and request.method == "GET":
                 return await self._logs(request, path[len("/_lamina/logs/"):])

@@ -290,3 +290,27 @@ def read_logs(server: Any, name: str) -> list[str]:
                 or time.monotonic() > deadline:
             return lines
         time.sleep(0.1)
+
+
+def test_execution_credentials_authenticate_but_are_granted_nothing_yet(
+        server: Any, lam: Any, probe: str) -> None:
+    import boto3
+    import botocore.exceptions
+
+    environ = invoke(lam, probe, {"action": "describe"})[1]["environ"]
+    as_function = boto3.client(
+        "lambda", endpoint_url=server.endpoint, region_name="us-east-1",
+        aws_access_key_id=environ["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=environ["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=environ["AWS_SESSION_TOKEN"])
+    with pytest.raises(botocore.exceptions.ClientError) as failure:
+        as_function.list_functions()
+    assert failure.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "is not authorized to perform: lambda:ListFunctions" in str(failure.value)
+    forged = boto3.client(
+        "lambda", endpoint_url=server.endpoint, region_name="us-east-1",
+        aws_access_key_id=environ["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=environ["AWS_SECRET_ACCESS_KEY"], aws_session_token="forged")
+    with pytest.raises(botocore.exceptions.ClientError) as failure:
+        forged.list_functions()
+    assert failure.value.response["Error"]["Code"] == "UnrecognizedClientException"
