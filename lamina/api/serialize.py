@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime
 import email.utils
 import json
@@ -135,35 +136,46 @@ def serialize_response(operation: OperationModel, output: dict[str, Any] | None,
 def serialize_error(exc: BaseException, request_id: str | None = None,
                     model: ServiceModel | None = None) -> Response:
     """The HTTP answer for a failure. A ``ServiceError`` keeps its code, status and fields
-    (fields the model places in headers, such as ``Retry-After``, go there); anything else is
-    a 500 ``ServiceException`` with a fixed message, never the exception's own text."""
+    (fields the model places in headers, such as ``Retry-After``, go there; ``message`` takes
+    the casing the error's shape declares, ``Message`` for ResourceNotFoundException as on
+    AWS); anything else is a 500 ``ServiceException`` with a fixed message, never the
+    exception's own text."""
     if not isinstance(exc, ServiceError):
         exc = InternalError(INTERNAL_MESSAGE)
     document = exc.body()
     headers = [("x-amzn-ErrorType", exc.code), ("Content-Type", JSON),
                ("x-amzn-RequestId", request_id or str(uuid.uuid4()))]
-    for name, wire in _error_header_members(model or service_model(), exc.code):
+    layout = _error_layout(model or service_model(), exc.code)
+    for name, wire in layout.headers:
         value = document.pop(name, None)
         if value is not None:
             headers.append((wire, str(value)))
+    if layout.capital_message and "message" in document:
+        document["Message"] = document.pop("message")
     return Response(exc.status, headers, _dumps(document))
 
 
-_ERROR_HEADERS: dict[tuple[int, str], list[tuple[str, str]]] = {}
+@dataclasses.dataclass(frozen=True, slots=True)
+class _ErrorLayout:
+    headers: list[tuple[str, str]]
+    capital_message: bool
 
 
-def _error_header_members(model: ServiceModel, code: str) -> list[tuple[str, str]]:
+_ERROR_LAYOUTS: dict[tuple[int, str], _ErrorLayout] = {}
+
+
+def _error_layout(model: ServiceModel, code: str) -> _ErrorLayout:
     key = (id(model), code)
-    found = _ERROR_HEADERS.get(key)
+    found = _ERROR_LAYOUTS.get(key)
     if found is None:
         try:
-            shape = model.shape_for(code)
-            found = [(name, m.serialization.get("name", name))
-                     for name, m in shape.members.items()
-                     if m.serialization.get("location") == "header"]
+            members = model.shape_for(code).members  # type: ignore[attr-defined]
         except NoShapeFoundError:
-            found = []
-        _ERROR_HEADERS[key] = found
+            members = {}
+        found = _ERROR_LAYOUTS[key] = _ErrorLayout(
+            [(name, m.serialization.get("name", name)) for name, m in members.items()
+             if m.serialization.get("location") == "header"],
+            "Message" in members and "message" not in members)
     return found
 
 
