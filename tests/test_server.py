@@ -122,7 +122,7 @@ def test_restart_serves_the_same_functions(tmp_path: Path) -> None:
     process.stop()
     process = LaminaProcess(tmp_path / "data").start()
     try:
-        response, body = invoke(process.client(), name, {"name": "again"})
+        _, body = invoke(process.client(), name, {"name": "again"})
         assert body == {"hello": "again"}
     finally:
         process.stop()

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from support import create, function_zip, invoke, unique, wait_ready, zip_directory
+from support import create, function_zip, invoke, wait_ready, zip_directory
 
 PROBE = function_zip("probe")
 
@@ -127,7 +127,8 @@ def test_concurrent_invokes_get_separate_environments(lam: Any) -> None:
 def test_update_retires_old_environments(lam: Any) -> None:
     name = create(lam, PROBE)
     before = invoke(lam, name, {"action": "echo"})[1]["stream"]
-    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"VERSION": "2"}})
+    lam.update_function_configuration(FunctionName=name,
+                                      Environment={"Variables": {"VERSION": "2"}})
     wait_ready(lam, name)
     _, body = invoke(lam, name, {"action": "describe"})
     assert body["environ"]["VERSION"] == "2"
@@ -264,7 +265,7 @@ def test_a_short_burst_is_queued_rather_than_refused(lam: Any) -> None:
 
 
 def test_stdout_flood_does_not_hurt_the_server(lam: Any, probe: str) -> None:
-    response, body = invoke(lam, probe, {"action": "flood", "lines": 50000})
+    _, body = invoke(lam, probe, {"action": "flood", "lines": 50000})
     assert body == {"flooded": True}
     assert invoke(lam, probe, {"action": "echo"})[0]["StatusCode"] == 200
 
