@@ -1,0 +1,359 @@
+"""The two ``Launcher`` implementations: sandboxed (``NamespaceLauncher``) and not.
+
+Both fork environments from one pre-initialised template process (``template.py``) through a
+``TemplateSupervisor``; they differ only in isolation:
+
+* ``NamespaceLauncher``: the template lives in its own mount namespace with the base root
+  (``rootfs.py``); each child gets pid/mount/ipc/uts (and, for ``network="none"``, net)
+  namespaces, its code read-only at ``/var/task``, a private tmpfs ``/tmp``, a pooled cgroup
+  (``cgroups.py``) and the uid of that cgroup slot.
+* ``UnsandboxedLauncher`` (``--insecure-no-sandbox``, hosts without namespaces): same fork path,
+  no namespaces, mounts, cgroups or uid change. ``/var/task`` cannot exist: the environment runs
+  in ``code_dir`` with ``LAMBDA_TASK_ROOT`` as given in its environment.
+
+The spawn payload (environment variables included) goes to the child in a memfd that the
+template only passes along (see ``protocol.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lamina
+from lamina.engine.sandbox import cgroups, protocol, rootfs
+from lamina.engine.sandbox.api import ExecEntry, SandboxSpec, SpawnFailed
+from lamina.engine.sandbox.environment import Environment
+from lamina.engine.sandbox.supervisor import TemplateSupervisor
+
+_TEMPLATE_MODULE = "lamina.engine.sandbox.template"
+_CLOSE_TIMEOUT = 10.0
+
+
+def default_interpreter() -> Path:
+    """The real interpreter behind this one (a venv's or pyenv's ``python`` is a link or shim).
+
+    ``sys.base_prefix/bin/pythonX.Y`` is the binary itself; exec'ing a pyenv shim costs
+    ~137 ms per start (HOST.md).
+    """
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    candidate = Path(sys.base_prefix) / "bin" / version
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return candidate
+    return Path(os.path.realpath(sys.executable))
+
+
+class _ForkLauncher:
+    """What both launchers share: the template, spawning, ending, closing."""
+
+    _sandboxed: ClassVar[bool]
+
+    def __init__(self, code_root: Path, runtime_dir: Path,
+                 python_entry_module: str = "lamina_bootstrap",
+                 interpreter: Path | str | None = None, *, layers_root: Path | None = None,
+                 preload: Sequence[str] | None = None, start_timeout: float = 20.0,
+                 spawn_timeout: float = 10.0) -> None:
+        self.code_root = Path(os.path.abspath(code_root))
+        self.runtime_dir = Path(os.path.abspath(runtime_dir))
+        self.layers_root = Path(os.path.abspath(layers_root)) if layers_root else None
+        self.python_entry_module = python_entry_module
+        self.interpreter = Path(interpreter) if interpreter else default_interpreter()
+        self._preload = list(preload) if preload is not None else None
+        self._start_timeout = start_timeout
+        self._spawn_timeout = spawn_timeout
+        self._supervisor: TemplateSupervisor | None = None
+        self._envs: set[Environment] = set()
+        self._reason: str | None = None
+        self._checked = False
+        self._closed = False
+
+    # -- Launcher ----------------------------------------------------------------------------
+
+    def unavailable_reason(self) -> str | None:
+        if not self._checked:
+            self._reason = self._check_host()
+            self._checked = True
+        return self._reason
+
+    async def start(self) -> None:
+        if self._supervisor is not None:
+            return
+        self.code_root.mkdir(parents=True, exist_ok=True)
+        self._prepare()
+        config: dict[str, Any] = {
+            "sandboxed": self._sandboxed,
+            "code_root": str(self.code_root),
+            "layers_root": str(self.layers_root) if self.layers_root else None,
+            "runtime_dir": str(self.runtime_dir),
+            "entry_module": self.python_entry_module,
+            "cgroup_dirs": self._cgroup_dirs(),
+        }
+        if self._preload is not None:
+            config["preload"] = self._preload
+        supervisor = TemplateSupervisor(self._command(), config, _template_env(),
+                                        start_timeout=self._start_timeout,
+                                        spawn_timeout=self._spawn_timeout)
+        try:
+            await supervisor.start()
+        except BaseException:
+            await supervisor.close()
+            self._teardown()
+            raise
+        self._supervisor = supervisor
+
+    async def spawn(self, spec: SandboxSpec) -> Environment:
+        supervisor = self._supervisor
+        if supervisor is None or self._closed:
+            raise SpawnFailed("the launcher is not started" if not self._closed
+                              else "the launcher is closed")
+        payload = self._child_config(spec)  # may raise SpawnFailed: nothing allocated yet
+        slot = self._acquire_slot(spec)
+        env = Environment(supervisor, self._pool(), slot)
+        if slot is not None:
+            payload["uid"] = slot.uid
+        try:
+            payload_fd = protocol.write_payload(payload)
+        except OSError as exc:
+            env.no_child()
+            raise SpawnFailed(f"cannot write the spawn payload: {exc}") from exc
+        self._envs.add(env)
+        env._done.add_done_callback(lambda _f: self._envs.discard(env))
+        env.pid = await supervisor.spawn(slot.name if slot else None, payload_fd,
+                                         spec.output_fd, env)
+        return env
+
+    async def close(self) -> None:
+        """Kill the template and every environment; return when none of them is left."""
+        if self._closed:
+            return
+        self._closed = True
+        envs = list(self._envs)
+        if self._supervisor is not None:
+            await self._supervisor.close()  # environments are told they are lost
+        for env in envs:
+            env.kill()
+        if envs:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*(e.wait() for e in envs)),
+                                       _CLOSE_TIMEOUT)
+        self._teardown()
+
+    @property
+    def template_pid(self) -> int | None:
+        """The template's host pid (for tests and diagnostics)."""
+        return self._supervisor.pid if self._supervisor is not None else None
+
+    # -- shared helpers ----------------------------------------------------------------------
+
+    def _command(self) -> list[str]:
+        # -S: no site, so no site-packages and no .pth side effects in the template.
+        return [str(self.interpreter), "-S", "-m", _TEMPLATE_MODULE]
+
+    def _check_host(self) -> str | None:
+        if sys.platform != "linux":
+            return f"execution environments need Linux (this is {sys.platform})"
+        if not (self.interpreter.is_file() and os.access(self.interpreter, os.X_OK)):
+            return f"the interpreter {self.interpreter} is not an executable file"
+        if not self.runtime_dir.is_dir():
+            return f"the runtime directory {self.runtime_dir} does not exist"
+        return None
+
+    def _run_probe(self, mode: str) -> str | None:
+        """Run the template module's probe in a throwaway process with the real interpreter."""
+        try:
+            result = subprocess.run(
+                [*self._command(), "--probe", mode], env=_template_env(), cwd="/",
+                capture_output=True, text=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"cannot run {self.interpreter}: {exc}"
+        if result.returncode != 0:
+            lines = (result.stdout.strip() or result.stderr.strip()).splitlines()
+            return lines[-1] if lines else f"the probe exited with status {result.returncode}"
+        return None
+
+    def _base_config(self, spec: SandboxSpec) -> dict[str, Any]:
+        entry = spec.entry
+        config: dict[str, Any] = {
+            "environ": dict(spec.environ),
+            "ephemeral_mb": spec.ephemeral_mb,
+            "network": spec.network,
+            "uid": None,
+        }
+        if isinstance(entry, ExecEntry):
+            if not entry.argv:
+                raise SpawnFailed("ExecEntry needs a program")
+            config.update(mode="exec", argv=list(entry.argv), cwd=entry.cwd)
+        else:
+            config.update(mode="python", argv=[], cwd="/var/task")
+        return config
+
+    # -- isolation hooks ---------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        """Set up host-side isolation before the template starts."""
+
+    def _teardown(self) -> None:
+        """Undo ``_prepare`` once no environment is left."""
+
+    def _cgroup_dirs(self) -> list[tuple[str, int]]:
+        return []
+
+    def _pool(self) -> cgroups.CgroupPool | None:
+        return None
+
+    def _acquire_slot(self, spec: SandboxSpec) -> cgroups.Slot | None:
+        return None
+
+    def _child_config(self, spec: SandboxSpec) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class NamespaceLauncher(_ForkLauncher):
+    """Sandboxed environments: namespaces, a read-only code mount, pooled cgroups, own uid.
+
+    ``code_dir`` (and ``opt_dir``) of a spec must lie under ``code_root`` (or ``layers_root``):
+    the template binds those roots into its base root once; a child then binds its own
+    subdirectory and detaches the rest.
+    """
+
+    _sandboxed = True
+
+    def __init__(self, code_root: Path, runtime_dir: Path,
+                 python_entry_module: str = "lamina_bootstrap",
+                 interpreter: Path | str | None = None, *, layers_root: Path | None = None,
+                 preload: Sequence[str] | None = None, start_timeout: float = 20.0,
+                 spawn_timeout: float = 10.0, cgroup_parent: str = "lamina",
+                 uid_base: int = 20000, prefill_slots: int = 16,
+                 hostname: str = "localhost") -> None:
+        super().__init__(code_root, runtime_dir, python_entry_module, interpreter,
+                         layers_root=layers_root, preload=preload,
+                         start_timeout=start_timeout, spawn_timeout=spawn_timeout)
+        self.cgroup_parent = cgroup_parent
+        self.uid_base = uid_base
+        self.prefill_slots = prefill_slots
+        self.hostname = hostname
+        self._cgroups: cgroups.CgroupPool | None = None
+        self._topping_up = False
+
+    def _check_host(self) -> str | None:
+        reason = super()._check_host()
+        if reason:
+            return reason
+        if os.geteuid() != 0:
+            return (f"sandboxing needs root (running as uid {os.geteuid()}); "
+                    "--insecure-no-sandbox runs functions without isolation")
+        hierarchies = cgroups.detect_hierarchies()
+        missing = cgroups.missing_controllers(hierarchies)
+        if missing:
+            return (f"no {' or '.join(missing)} cgroup controller (neither a cgroup v1 "
+                    "hierarchy nor the cgroup v2 one offers it)")
+        for hierarchy in hierarchies:
+            if not os.access(hierarchy.path, os.W_OK):
+                return f"cannot write to the cgroup hierarchy {hierarchy.path}"
+        probe = self._run_probe("sandbox")
+        return f"this host cannot sandbox: {probe}" if probe else None
+
+    def _prepare(self) -> None:
+        pool = cgroups.CgroupPool(cgroups.detect_hierarchies(), parent=self.cgroup_parent,
+                                  uid_base=self.uid_base)
+        pool.remove_stale()
+        try:
+            pool.create()
+            pool.prefill(self.prefill_slots)
+        except OSError as exc:
+            pool.destroy()
+            raise SpawnFailed(f"cannot create cgroups: {exc}") from exc
+        self._cgroups = pool
+
+    def _teardown(self) -> None:
+        if self._cgroups is not None:
+            self._cgroups.destroy()
+            self._cgroups = None
+
+    def _cgroup_dirs(self) -> list[tuple[str, int]]:
+        assert self._cgroups is not None
+        return [(str(d), h.version) for h, d in self._cgroups.instance_dirs().items()]
+
+    def _pool(self) -> cgroups.CgroupPool | None:
+        return self._cgroups
+
+    def _acquire_slot(self, spec: SandboxSpec) -> cgroups.Slot:
+        pool = self._cgroups
+        assert pool is not None
+        try:
+            slot = pool.acquire()
+            slot.configure(spec.memory_mb, spec.pids_max)
+        except OSError as exc:
+            raise SpawnFailed(f"cannot prepare a cgroup: {exc}") from exc
+        if pool.free_count() < self.prefill_slots // 4 and not self._topping_up:
+            self._topping_up = True
+            asyncio.get_running_loop().call_soon(self._top_up)
+        return slot
+
+    def _top_up(self) -> None:
+        """Make one slot per loop iteration (~0.5 ms each) until the reserve is back."""
+        pool = self._cgroups
+        if pool is None or self._closed or pool.free_count() >= self.prefill_slots:
+            self._topping_up = False
+            return
+        try:
+            pool.prefill(pool.free_count() + 1)
+        except OSError:
+            self._topping_up = False
+            return
+        asyncio.get_running_loop().call_soon(self._top_up)
+
+    def _child_config(self, spec: SandboxSpec) -> dict[str, Any]:
+        config = self._base_config(spec)
+        config.update(
+            bind_code=self._inside(spec.code_dir),
+            bind_opt=self._inside(spec.opt_dir) if spec.opt_dir else None,
+            task_dir="/var/task", opt_dir="/opt", hostname=self.hostname)
+        return config
+
+    def _inside(self, path: Path) -> str:
+        """Where a host path under the code (or layers) root is in the template's root."""
+        absolute = os.path.normpath(os.path.abspath(path))
+        for root, mount in ((self.code_root, rootfs.CODE_MOUNT),
+                            (self.layers_root, rootfs.LAYERS_MOUNT)):
+            if root is None:
+                continue
+            relative = os.path.relpath(absolute, root)
+            if relative == "." or not relative.startswith(".."):
+                return mount if relative == "." else f"{mount}/{relative}"
+        raise SpawnFailed(f"{path} is outside the code root {self.code_root}")
+
+
+class UnsandboxedLauncher(_ForkLauncher):
+    """No isolation at all: for ``--insecure-no-sandbox`` and hosts without namespaces.
+
+    ``ExecEntry.cwd`` paths under ``/var/task`` (and ``/opt``) are mapped to ``code_dir`` (and
+    ``opt_dir``). ``network``, ``memory_mb``, ``pids_max`` and ``ephemeral_mb`` are not enforced.
+    """
+
+    _sandboxed = False
+
+    def _child_config(self, spec: SandboxSpec) -> dict[str, Any]:
+        config = self._base_config(spec)
+        code = str(spec.code_dir)
+        opt = str(spec.opt_dir) if spec.opt_dir else None
+        cwd = config["cwd"]
+        if cwd == "/var/task" or cwd.startswith("/var/task/"):
+            cwd = code + cwd[len("/var/task"):]
+        elif opt and (cwd == "/opt" or cwd.startswith("/opt/")):
+            cwd = opt + cwd[len("/opt"):]
+        config.update(cwd=cwd, task_dir=code, opt_dir=opt)
+        return config
+
+
+def _template_env() -> dict[str, str]:
+    """A clean environment: the server's own (keys, settings) must not reach the template."""
+    package_parent = str(Path(lamina.__file__).resolve().parent.parent)
+    return {"PYTHONPATH": package_parent, "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8"}

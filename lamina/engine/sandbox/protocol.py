@@ -1,0 +1,88 @@
+"""Messages between the launcher (in the server) and the template, and from a child at birth.
+
+One JSON object per ``SOCK_SEQPACKET`` datagram, so message boundaries come from the kernel and
+a child can send on the template's socket without interleaving. File descriptors travel with
+``SCM_RIGHTS``. The conversation:
+
+launcher -> template
+    ``{"op": "spawn", "id": N, "slot": "s3" | null}`` + fds ``[payload]`` or ``[payload, output]``
+    ``{"op": "kill", "pid": P}``
+template -> launcher
+    ``{"op": "ready"}`` once, when it serves; ``{"op": "fatal", "error": ...}`` before dying
+    ``{"op": "spawned", "id": N, "pid": P}`` or ``{"op": "failed", "id": N, "error": ...}``
+    ``{"op": "exit", "pid": P, "status": raw wait status}``
+child -> launcher (on the inherited template socket, just before user code runs)
+    ``{"op": "child-ready", "id": N}`` or ``{"op": "child-failed", "id": N, "error": ...}``
+
+The payload is a memfd holding the child's JSON configuration (``ChildConfig``). It goes to the
+child, which reads it after the fork: the template never reads the function's environment, so
+its heap, which every later child inherits, never holds another function's secrets.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import socket
+from typing import Any
+
+MAX_MESSAGE = 65536
+MAX_FDS = 4
+
+
+def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | tuple[int, ...] = ()) -> None:
+    data = json.dumps(message, separators=(",", ":")).encode()
+    if fds:
+        sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+    else:
+        sock.send(data)
+
+
+def receive(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+    """One message and the fds that came with it; ``(None, [])`` at end of stream.
+
+    Raises ``BlockingIOError`` when a non-blocking socket has nothing to read.
+    """
+    data, ancdata, flags, _ = sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(MAX_FDS * 4))
+    fds: list[int] = []
+    for level, kind, cdata in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            usable = len(cdata) - len(cdata) % 4
+            fds.extend(array.array("i", cdata[:usable]))
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+        for fd in fds:
+            os.close(fd)
+        raise ValueError("truncated control message")
+    return json.loads(data), fds
+
+
+def write_payload(config: dict[str, Any]) -> int:
+    """Put the child's configuration in a memfd (no size limit, never blocks) and return it."""
+    fd = os.memfd_create("lamina-spawn", os.MFD_CLOEXEC)
+    try:
+        data = json.dumps(config, separators=(",", ":")).encode()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_payload(fd: int) -> dict[str, Any]:
+    size = os.fstat(fd).st_size
+    chunks = []
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, size - offset, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return json.loads(b"".join(chunks))
