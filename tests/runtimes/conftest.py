@@ -17,6 +17,7 @@ stderr share one pipe, as in an environment.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -135,6 +136,10 @@ class _Protocol(asyncio.Protocol):
                     term = buf.find(b"\r\n\r\n", pos)
                     if term < 0:
                         return None
+                    for line in buf[eol + 2 : term].decode("latin-1").split("\r\n"):
+                        if line:  # trailers join the headers, as a server sees them
+                            name, _, value = line.partition(":")
+                            headers[name.strip().lower()] = value.strip()
                     stop = term + 4
                     break
                 if len(buf) < eol + 2 + size + 2:
@@ -267,7 +272,7 @@ class RuntimeAPIServer:
 
     # -- the test side
 
-    def invoke(
+    def submit(
         self,
         event: Any = None,
         *,
@@ -275,19 +280,26 @@ class RuntimeAPIServer:
         request_id: str | None = None,
         deadline_ms: int | None = None,
         timeout: float = 10,
-        headers: dict[str, str] | None = None,
-    ) -> Outcome:
-        """Queue one event and wait for the runtime's response or error."""
+        headers: dict[str, str | None] | None = None,
+    ) -> concurrent.futures.Future[Outcome]:
+        """Queue one event; the future completes with the runtime's response or error."""
         request_id = request_id or str(uuid.uuid4())
-        all_headers = {
+        all_headers: dict[str, str | None] = {
             "Lambda-Runtime-Aws-Request-Id": request_id,
             "Lambda-Runtime-Deadline-Ms": str(deadline_ms or int(time.time() * 1000) + 30_000),
             "Lambda-Runtime-Invoked-Function-Arn": FUNCTION_ARN,
             "Lambda-Runtime-Trace-Id": f"Root=1-00000000-{request_id[:24].replace('-', '0')}",
         }
         all_headers.update(headers or {})
+        sent = {k: v for k, v in all_headers.items() if v is not None}  # None: omit
         body = raw if raw is not None else json.dumps(event).encode()
-        return self.call(self.invoke_async(body, all_headers, request_id, timeout), timeout + 5)
+        return asyncio.run_coroutine_threadsafe(
+            self.invoke_async(body, sent, request_id, timeout), self.loop
+        )
+
+    def invoke(self, event: Any = None, *, timeout: float = 10, **kw: Any) -> Outcome:
+        """Queue one event and wait for the runtime's response or error."""
+        return self.submit(event, timeout=timeout, **kw).result(timeout + 5)
 
     def wait_init_error(self, timeout: float = 10) -> Request:
         assert self._init_error.wait(timeout), "no /runtime/init/error was posted"
