@@ -1,16 +1,19 @@
-"""Warm-invoke throughput of one runtime process against the test Runtime API server.
+"""Warm-invoke throughput and cold start of one runtime process, against the test server.
 
 Not a test: ``.venv/bin/python tests/runtimes/bench_runtime.py [python|node|awslambdaric] [N]``.
 Runs N sequential invokes of a hello-world handler from inside the server's
 event loop (no thread hops) and prints invokes/s plus the runtime process's
 own CPU time per invoke (user + system, from /proc), the figure that matters
-when the box is CPU-bound.
+when the box is CPU-bound; then the median time from spawning a runtime to
+its first ``GET .../next`` (Init of a trivial function). For awslambdaric, put
+it on ``PYTHONPATH``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -51,6 +54,20 @@ async def _run(process: RuntimeProcess, n: int) -> float:
     return time.perf_counter() - start
 
 
+def _cold_start(argv: list[str], task: Path, env: dict[str, str], runs: int = 15) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        process = RuntimeProcess(argv, task, env)
+        try:
+            while not process.server.state.requests:
+                time.sleep(0.0005)
+            times.append(time.perf_counter() - start)
+        finally:
+            process.stop()
+    return statistics.median(times)
+
+
 def main() -> None:
     kind = sys.argv[1] if len(sys.argv) > 1 else "python"
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
@@ -80,6 +97,8 @@ def main() -> None:
         f"{kind}: {n} invokes in {elapsed:.2f} s = {n / elapsed:,.0f}/s, "
         f"{elapsed / n * 1e6:.0f} us/invoke wall, runtime CPU {cpu / n * 1e6:.0f} us/invoke"
     )
+    cold = _cold_start(argv, task, env)
+    print(f"{kind}: spawn to first /next, median of 15: {cold * 1000:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -436,7 +436,7 @@ def test_json_log_format(start_python: StartRuntime) -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", records[0]["timestamp"])
     assert list(records[0]) == ["timestamp", "level", "message", "logger", "requestId"]
     assert records[1]["message"] == {"structured": True}
-    assert records[1]["level"] == "WARN" or records[1]["level"] == "WARNING"
+    assert records[1]["level"] == "WARNING"
     assert records[2]["order"] == 42
     assert records[3]["errorType"] == "KeyError"
     assert records[3]["errorMessage"] == "'k'"
@@ -523,6 +523,62 @@ def test_snapshot_restore_hooks_are_importable(start_python: StartRuntime) -> No
     assert runtime.invoke({}).json() == ["before", "after"]
     paths = [r.path for r in runtime.server.state.requests]
     assert paths[0] == "/2018-06-01/runtime/restore/next"
+
+
+@pytest.mark.parametrize(
+    ("hook", "status", "error_type"),
+    [
+        ("register_before_snapshot", 64, "Runtime.BeforeSnapshotError"),
+        ("register_after_restore", 65, "Runtime.AfterRestoreError"),
+    ],
+)
+def test_snapshot_hook_failures(
+    start_python: StartRuntime, hook: str, status: int, error_type: str
+) -> None:
+    runtime = start_python(
+        {
+            "app.py": src(f"""
+                import snapshot_restore_py
+
+                def broken():
+                    raise OSError("cannot reconnect")
+
+                snapshot_restore_py.{hook}(broken)
+
+                def handler(event, context):
+                    return "unreachable"
+            """)
+        },
+        AWS_LAMBDA_INITIALIZATION_TYPE="snap-start",
+    )
+    assert runtime.wait() == status
+    state = runtime.server.state
+    (request,) = state.init_errors if status == 64 else state.restore_errors
+    assert request.headers["lambda-runtime-function-error-type"] == error_type
+    body = json.loads(request.body)
+    assert (body["errorType"], body["errorMessage"]) == ("OSError", "cannot reconnect")
+    assert body["stackTrace"][-1].endswith('raise OSError("cannot reconnect")\n')
+
+
+def test_snapshot_restore_module_runs_hooks_in_aws_order() -> None:
+    sys.path.insert(0, str(PYTHON_BOOTSTRAP.parent))
+    try:
+        import snapshot_restore_py as hooks
+    finally:
+        sys.path.pop(0)
+    calls: list[object] = []
+    hooks.register_before_snapshot(calls.append, "b1")
+    decorated = hooks.register_before_snapshot(lambda: calls.append("b2"))
+    hooks.register_after_restore(calls.append, "a1")
+    hooks.register_after_restore(lambda x, y=0: calls.append((x, y)), 1, y=2)
+    assert callable(decorated)
+    hooks.run_before_snapshot()
+    hooks.run_before_snapshot()  # consumed: runs once
+    hooks.run_after_restore()
+    hooks.run_after_restore()  # every restore runs them all
+    assert calls == ["b2", "b1", "a1", (1, 2), "a1", (1, 2)]
+    assert hooks.get_before_snapshot() == []
+    hooks.get_after_restore().clear()
 
 
 # --------------------------------------------------------------------- wire

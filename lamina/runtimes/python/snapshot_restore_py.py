@@ -27,8 +27,12 @@ Standard library only: nothing of lamina is importable inside the sandbox.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time: annotations are strings
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    Hook = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 __all__ = [
     "get_after_restore",
@@ -38,8 +42,6 @@ __all__ = [
     "run_after_restore",
     "run_before_snapshot",
 ]
-
-Hook = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 _before_snapshot_registry: list[Hook] = []
 _after_restore_registry: list[Hook] = []
