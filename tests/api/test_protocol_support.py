@@ -98,10 +98,12 @@ class Harness:
         self.seen: list[Seen] = []
 
     def client(self, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY,
+               session_token: str | None = None, region: str = REGION,
                **config: Any) -> Any:
         client = _SESSION.client(
-            "lambda", endpoint_url=ENDPOINT, region_name=REGION,
+            "lambda", endpoint_url=ENDPOINT, region_name=region,
             aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+            aws_session_token=session_token,
             config=Config(retries={"total_max_attempts": 1}, **config))
         client.meta.events.register("before-send.lambda.*", self._send)
         return client
