@@ -132,10 +132,8 @@ def test_callback_waits_for_empty_event_loop(start_node: StartRuntime) -> None:
     out = runtime.invoke({"wait": True})
     assert time.monotonic() - started >= 0.29  # posted only once the timer had run
     assert out.json() == {"log": ["timer"]}
-    started = time.monotonic()
     out = runtime.invoke({"wait": False})
-    assert time.monotonic() - started < 0.29
-    assert out.json() == {"log": []}
+    assert out.json() == {"log": []}  # posted at once, before the timer
 
 
 def test_legacy_context_methods_and_sync_handlers(start_node: StartRuntime) -> None:
@@ -279,6 +277,31 @@ def test_unhandled_rejection_during_invoke(start_node: StartRuntime) -> None:
     assert out.json()["errorType"] == "Runtime.UnhandledPromiseRejection"
     assert out.json()["errorMessage"] == "Error: forgotten"
     assert runtime.wait() == 128
+
+
+def test_unhandled_rejection_at_init(start_node: StartRuntime) -> None:
+    runtime = start_node(
+        {"index.js": "Promise.reject(new Error('no db'));\nexports.handler = async () => 1;\n"}
+    )
+    request = runtime.server.wait_init_error()
+    assert runtime.wait() == 128
+    body = json.loads(request.body)
+    assert body["errorType"] == "Runtime.UnhandledPromiseRejection"
+    assert body["errorMessage"] == "Error: no db"
+
+
+def test_exits_when_the_connection_is_lost(start_node: StartRuntime) -> None:
+    runtime = start_node({"index.mjs": "export const handler = async (e) => e;\n"})
+    assert runtime.invoke(1).json() == 1
+
+    async def drop() -> None:
+        for waiter in list(runtime.server.waiters):
+            assert waiter.transport is not None
+            waiter.transport.close()
+
+    runtime.server.call(drop())
+    assert runtime.wait() == 1
+    assert "lamina runtime:" in runtime.output()
 
 
 def test_uncaught_exception_during_invoke(start_node: StartRuntime) -> None:
@@ -455,4 +478,4 @@ def test_large_payloads(start_node: StartRuntime) -> None:
     out = runtime.invoke({"s": "é" * 2_500_000, "r": 5_000_000})
     assert out.json()["n"] == 2_500_000
     assert len(out.json()["back"]) == 5_000_003
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 10

@@ -17,7 +17,6 @@ from conftest import (
     FUNCTION_ARN,
     PYTHON_BOOTSTRAP,
     RuntimeAPIServer,
-    RuntimeProcess,
     StartRuntime,
     base_env,
     write_tree,
@@ -196,7 +195,7 @@ def test_large_payloads(start_python: StartRuntime) -> None:
     out = runtime.invoke({"s": "é" * 2_500_000, "r": 5_000_000})
     assert out.json()["n"] == 2_500_000
     assert len(out.json()["back"]) == 5_000_003
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 10
 
 
 def test_event_that_is_not_json(start_python: StartRuntime) -> None:
@@ -679,7 +678,7 @@ def test_runs_without_lamina_or_site_packages() -> None:
     assert result.stdout == "ok\n"
 
 
-def test_runtime_process_helper_reports_unexpected_exit(tmp_path: Path) -> None:
+def test_exits_without_a_runtime_api_address(tmp_path: Path) -> None:
     """A bootstrap without AWS_LAMBDA_RUNTIME_API says so and exits 1."""
     task = write_tree(tmp_path / "task", {"app.py": ""})
     env = base_env("app.handler", task)
@@ -688,10 +687,3 @@ def test_runtime_process_helper_reports_unexpected_exit(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert b"AWS_LAMBDA_RUNTIME_API" in result.stderr
-
-
-def test_runtime_process_fixture_is_isolated(start_python: StartRuntime) -> None:
-    """Sanity: each runtime gets its own server."""
-    a = start_python({"app.py": "def handler(e, c):\n    return 'a'\n"})
-    assert isinstance(a, RuntimeProcess)
-    assert a.invoke({}).json() == "a"

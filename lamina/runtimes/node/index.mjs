@@ -500,7 +500,7 @@ class ResponseStream extends Writable {
     this.headersSent = true;
     const conn = this.runtime.conn;
     return (
-      `POST ${INVOCATION_PATH}${this.requestId}/response HTTP/1.1\r\nHost: ${conn.address}\r\n` +
+      `POST ${INVOCATION_PATH}${encodeURIComponent(this.requestId)}/response HTTP/1.1\r\nHost: ${conn.address}\r\n` +
       `Lambda-Runtime-Function-Response-Mode: streaming\r\nTransfer-Encoding: chunked\r\n` +
       `Trailer: ${ERROR_TYPE_HEADER}, ${ERROR_BODY_TRAILER}\r\n` +
       `Content-Type: ${headerValue(this.contentType)}\r\n\r\n`
@@ -620,7 +620,7 @@ class Runtime {
     this.postThenNext(
       request(
         "POST",
-        `${INVOCATION_PATH}${requestId}/response`,
+        `${INVOCATION_PATH}${encodeURIComponent(requestId)}/response`,
         this.conn.address,
         body,
         "Content-Type: application/json\r\n",
@@ -634,7 +634,7 @@ class Runtime {
     this.postThenNext(
       request(
         "POST",
-        `${INVOCATION_PATH}${requestId}/error`,
+        `${INVOCATION_PATH}${encodeURIComponent(requestId)}/error`,
         this.conn.address,
         JSON.stringify(body),
         `Content-Type: application/json\r\n${ERROR_TYPE_HEADER}: ${headerValue(body.errorType)}\r\n`,
@@ -649,7 +649,7 @@ class Runtime {
     const body = toRapidResponse(error);
     await postFatal(
       this.conn.address,
-      `${INVOCATION_PATH}${this.requestId}/error`,
+      `${INVOCATION_PATH}${encodeURIComponent(this.requestId)}/error`,
       JSON.stringify(body),
       `${ERROR_TYPE_HEADER}: ${headerValue(body.errorType)}\r\n`,
     );
