@@ -13,6 +13,7 @@ function's own fault.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import importlib
@@ -31,7 +32,7 @@ from lamina.engine.sandbox import linux, protocol, rootfs
 
 SETUP_FAILED = 125  # exit code of a child whose setup failed (the launcher reports SpawnFailed)
 NOFILE_LIMIT = 1024  # Lambda's open-files limit
-_keep_alive: list[Any] = []  # template-era stdio objects: never finalised (that would close 0-2)
+_keep_alive: list[Any] = []
 
 
 @dataclasses.dataclass
@@ -49,23 +50,49 @@ class TemplateContext:
     template_signals: tuple[int, ...] = (signal.SIGCHLD,)
 
 
-def become_environment(ctx: TemplateContext, spawn_id: int, slot: str | None,
-                       payload_fd: int, output_fd: int) -> NoReturn:
-    """Turn this forked child into an execution environment; never returns."""
-    step = "start"
+def after_fork(ctx: TemplateContext) -> None:
+    """What every child does first, before it knows which environment it will be.
+
+    Spares (children forked ahead of demand, see ``template.py``) run this and then wait.
+    Whatever fails here, the child exits: it has nobody to report to yet.
+    """
     try:
-        # 1. Undo the template's signal setup first: a SIGCHLD arriving now must not write to
-        #    the template's wakeup pipe (the child shares it until descriptors are closed).
+        # Undo the template's signal setup first: a SIGCHLD arriving now must not write to the
+        # template's wakeup pipe (the child shares it until descriptors are closed).
         signal.set_wakeup_fd(-1)
         for sig in ctx.template_signals:
             signal.signal(sig, signal.SIG_DFL)
-        # 2. Die with the template. The template may already have died between fork and prctl;
-        #    its pidfd tells (getppid() is 0 for a pid-namespace init, so it cannot).
-        step = "pdeathsig"
+        # Die with the template. It may already have died between fork and prctl; its pidfd
+        # tells (getppid() is 0 for a pid-namespace init, so it cannot).
         linux.set_pdeathsig(signal.SIGKILL)
         if _readable(ctx.template_pidfd):
             os._exit(SETUP_FAILED)
-        # 3. Join the cgroup before anything else allocates or runs: limits hold from here on.
+    except BaseException:
+        os._exit(SETUP_FAILED)
+
+
+def wait_as_spare(ctx: TemplateContext, sock_fd: int) -> NoReturn:
+    """Park until the template hands this spare a spawn request, then become that environment."""
+    try:
+        sock = socket.socket(fileno=sock_fd)
+        sock.setblocking(True)
+        message, fds, _ = protocol.receive(sock)
+        sock.detach()
+        os.close(sock_fd)
+    except BaseException:
+        os._exit(SETUP_FAILED)
+    if message is None:
+        os._exit(0)  # the template closed our socket: no longer needed
+    become_environment(ctx, message["id"], message.get("slot"), fds[0],
+                       fds[1] if len(fds) > 1 else -1)
+
+
+def become_environment(ctx: TemplateContext, spawn_id: int, slot: str | None,
+                       payload_fd: int, output_fd: int) -> NoReturn:
+    """Turn this child (past ``after_fork``) into an execution environment; never returns."""
+    step = "start"
+    try:
+        # 1. Join the cgroup before anything else allocates or runs: limits hold from here on.
         #    The directory fds were opened before the template pivoted away from /sys. On v1
         #    we write "0" to ``tasks``: moving only the calling thread (we are single-threaded,
         #    so that is the whole process) skips the global threadgroup lock whose RCU sync made
@@ -76,7 +103,7 @@ def become_environment(ctx: TemplateContext, spawn_id: int, slot: str | None,
                 _write_at(dirfd, f"{slot}/{name}", "0")
         step = "read spawn payload"
         config = protocol.read_payload(payload_fd)
-        # 4. Namespaces and mounts, while still root.
+        # 2. Namespaces and mounts, while still root.
         if ctx.sandboxed:
             step = "unshare"
             flags = linux.CLONE_NEWNS | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS
@@ -90,9 +117,9 @@ def become_environment(ctx: TemplateContext, spawn_id: int, slot: str | None,
                 linux.interface_up("lo")  # loopback only: the env can talk to itself
             step = "hostname"
             socket.sethostname(config["hostname"])
-        # 5. Descriptors: stdio onto the output pipe and /dev/null, then close everything the
+        # 3. Descriptors: stdio onto the output pipe and /dev/null, then close everything the
         #    template had (O_CLOEXEC means nothing without an exec). The control socket stays
-        #    open until the readiness report below.
+        #    open until the readiness report.
         step = "stdio"
         _redirect_stdio(output_fd)
         linux.close_range(3, ctx.ctl_fd - 1)
@@ -102,7 +129,7 @@ def become_environment(ctx: TemplateContext, spawn_id: int, slot: str | None,
         os.setsid()  # own session and process group: kill(-pid) reaches unsandboxed trees
         step = "rlimits"
         _set_rlimits()
-        # 6. Privileges last: every step above needed root.
+        # 4. Privileges last: every step above needed root.
         if config["uid"] is not None:
             step = "drop privileges"
             uid = config["uid"]
@@ -112,15 +139,21 @@ def become_environment(ctx: TemplateContext, spawn_id: int, slot: str | None,
             linux.set_no_new_privs()
         step = "reseed"
         _reseed()
-    except BaseException as exc:  # noqa: BLE001 - whatever it was, the child must not return
+        step = "prepare entry"
+        if config["mode"] == "exec":
+            _prepare_exec()
+        else:
+            _prepare_python(ctx, config)
+    except BaseException as exc:  # whatever it was, the child must not return
         _report(ctx.ctl_fd, {"op": "child-failed", "id": spawn_id, "error": f"{step}: {exc}"})
         os._exit(SETUP_FAILED)
     try:
+        # 5. Ready: the spawn returns in the server while we enter the entry.
         _report(ctx.ctl_fd, {"op": "child-ready", "id": spawn_id})
         os.close(ctx.ctl_fd)
         if config["mode"] == "exec":
             _exec(config)
-        _run_python(ctx, config)
+        _run_python(ctx)
     finally:
         os._exit(SETUP_FAILED)
 
@@ -176,10 +209,15 @@ def _reseed() -> None:
 
 
 def _report(ctl_fd: int, message: dict[str, Any]) -> None:
-    try:
+    # If the template (and so the launcher's view of us) is gone, PDEATHSIG follows.
+    with contextlib.suppress(OSError):
         os.write(ctl_fd, json.dumps(message).encode())
-    except OSError:
-        pass  # the template (and so the launcher's view of us) is gone; PDEATHSIG follows
+
+
+def _prepare_exec() -> None:
+    # Python ignores SIGPIPE and SIGXFSZ; ignored dispositions would survive execve.
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def _exec(config: dict[str, Any]) -> NoReturn:
@@ -191,9 +229,6 @@ def _exec(config: dict[str, Any]) -> NoReturn:
     except OSError as exc:
         os.write(2, f"lamina: cannot enter {config['cwd']}: {exc.strerror}\n".encode())
         os._exit(126)
-    # Python ignores SIGPIPE and SIGXFSZ; ignored dispositions survive execve.
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
     try:
         if "/" in argv[0]:
             os.execve(argv[0], argv, env)
@@ -205,10 +240,13 @@ def _exec(config: dict[str, Any]) -> NoReturn:
     os._exit(127)
 
 
-def _run_python(ctx: TemplateContext, config: dict[str, Any]) -> NoReturn:
-    """Run the pre-imported bootstrap's ``main()`` with Lambda's ``sys.path`` and environment."""
+def _prepare_python(ctx: TemplateContext, config: dict[str, Any]) -> None:
+    """Give the pre-imported interpreter Lambda's ``sys.path``, stdio and environment."""
     os.environ.clear()
     os.environ.update(config["environ"])
+    # New stdio objects: the template's were made when 0-2 were other files (their cached
+    # "seekable" makes a pipe fail with ESPIPE). The old ones are kept referenced: finalising
+    # them would close descriptors 0-2.
     _keep_alive.extend((sys.stdin, sys.stdout, sys.stderr))
     sys.stdin = sys.__stdin__ = open(0, closefd=False)  # noqa: SIM115
     sys.stdout = sys.__stdout__ = open(1, "w", buffering=1, closefd=False,  # noqa: SIM115
@@ -229,6 +267,10 @@ def _run_python(ctx: TemplateContext, config: dict[str, Any]) -> NoReturn:
     sys.orig_argv = [sys.executable, "-m", ctx.entry_module]
     for name in ctx.platform_modules:
         sys.modules.pop(name, None)  # the platform's own modules are not the function's
+
+
+def _run_python(ctx: TemplateContext) -> NoReturn:
+    """Call the bootstrap's ``main()`` and exit with its result, as ``python -m`` would."""
     code = 1
     try:
         module = sys.modules.get(ctx.entry_module) or importlib.import_module(ctx.entry_module)
@@ -238,12 +280,10 @@ def _run_python(ctx: TemplateContext, config: dict[str, Any]) -> NoReturn:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if exc.code is not None and not isinstance(exc.code, int):
             print(exc.code, file=sys.stderr)
-    except BaseException:  # noqa: BLE001 - report and exit like an uncaught exception would
+    except BaseException:  # report and exit like an uncaught exception would
         traceback.print_exc()
     finally:
         for stream in (sys.stdout, sys.stderr):
-            try:
+            with contextlib.suppress(Exception):
                 stream.flush()
-            except Exception:  # noqa: BLE001, S110
-                pass
     os._exit(code & 0xFF)

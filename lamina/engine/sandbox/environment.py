@@ -29,6 +29,7 @@ class Environment:
     def __init__(self, supervisor: TemplateSupervisor, pool: CgroupPool | None,
                  slot: Slot | None) -> None:
         self.pid = -1
+        self._spawn_id = -1
         self._supervisor = supervisor
         self._pool = pool
         self._slot = slot
@@ -46,8 +47,8 @@ class Environment:
         """SIGKILL the environment's pid 1 (which ends its pid namespace) and its cgroup."""
         if self._done.done():
             return
-        if self.pid > 0:
-            self._supervisor.kill(self.pid)
+        if self._spawn_id > 0:
+            self._supervisor.kill(self._spawn_id)
         if self._slot is not None:
             # Also what the pid namespace would take down anyway, and whatever joined the
             # cgroup while the template was unreachable.
@@ -59,6 +60,10 @@ class Environment:
         if self._ending:
             return memory_mb(self._peak)
         return memory_mb(self._slot.peak_bytes())
+
+    def attach(self, spawn_id: int, pid: int) -> None:
+        """The spawn succeeded: this is the child's id with the template and its host pid."""
+        self._spawn_id, self.pid = spawn_id, pid
 
     @property
     def done(self) -> bool:
@@ -96,6 +101,9 @@ class Environment:
             if not drain_first and self._pool is not None and self._pool.release(slot):
                 self._resolve(status)  # the common case: nothing left, no task needed
                 return
+        elif not drain_first:
+            self._resolve(status)  # unsandboxed: the template killed its process group
+            return
         self._drain_task = asyncio.get_running_loop().create_task(self._drain(status))
 
     async def _drain(self, status: ExitStatus) -> None:

@@ -57,14 +57,15 @@ class _ForkLauncher:
     def __init__(self, code_root: Path, runtime_dir: Path,
                  python_entry_module: str = "lamina_bootstrap",
                  interpreter: Path | str | None = None, *, layers_root: Path | None = None,
-                 preload: Sequence[str] | None = None, start_timeout: float = 20.0,
-                 spawn_timeout: float = 10.0) -> None:
+                 preload: Sequence[str] | None = None, spares: int = 1,
+                 start_timeout: float = 20.0, spawn_timeout: float = 10.0) -> None:
         self.code_root = Path(os.path.abspath(code_root))
         self.runtime_dir = Path(os.path.abspath(runtime_dir))
         self.layers_root = Path(os.path.abspath(layers_root)) if layers_root else None
         self.python_entry_module = python_entry_module
         self.interpreter = Path(interpreter) if interpreter else default_interpreter()
         self._preload = list(preload) if preload is not None else None
+        self.spares = spares
         self._start_timeout = start_timeout
         self._spawn_timeout = spawn_timeout
         self._supervisor: TemplateSupervisor | None = None
@@ -93,6 +94,7 @@ class _ForkLauncher:
             "runtime_dir": str(self.runtime_dir),
             "entry_module": self.python_entry_module,
             "cgroup_dirs": self._cgroup_dirs(),
+            "spares": self.spares,
         }
         if self._preload is not None:
             config["preload"] = self._preload
@@ -124,8 +126,8 @@ class _ForkLauncher:
             raise SpawnFailed(f"cannot write the spawn payload: {exc}") from exc
         self._envs.add(env)
         env._done.add_done_callback(lambda _f: self._envs.discard(env))
-        env.pid = await supervisor.spawn(slot.name if slot else None, payload_fd,
-                                         spec.output_fd, env)
+        env.attach(*await supervisor.spawn(slot.name if slot else None, payload_fd,
+                                           spec.output_fd, env))
         return env
 
     async def close(self) -> None:
@@ -227,12 +229,13 @@ class NamespaceLauncher(_ForkLauncher):
     def __init__(self, code_root: Path, runtime_dir: Path,
                  python_entry_module: str = "lamina_bootstrap",
                  interpreter: Path | str | None = None, *, layers_root: Path | None = None,
-                 preload: Sequence[str] | None = None, start_timeout: float = 20.0,
-                 spawn_timeout: float = 10.0, cgroup_parent: str = "lamina",
+                 preload: Sequence[str] | None = None, spares: int = 1,
+                 start_timeout: float = 20.0, spawn_timeout: float = 10.0,
+                 cgroup_parent: str = "lamina",
                  uid_base: int = 20000, prefill_slots: int = 16,
                  hostname: str = "localhost") -> None:
         super().__init__(code_root, runtime_dir, python_entry_module, interpreter,
-                         layers_root=layers_root, preload=preload,
+                         layers_root=layers_root, preload=preload, spares=spares,
                          start_timeout=start_timeout, spawn_timeout=spawn_timeout)
         self.cgroup_parent = cgroup_parent
         self.uid_base = uid_base

@@ -6,13 +6,15 @@ a child can send on the template's socket without interleaving. File descriptors
 
 launcher -> template
     ``{"op": "spawn", "id": N, "slot": "s3" | null}`` + fds ``[payload]`` or ``[payload, output]``
-    ``{"op": "kill", "pid": P}``
+    ``{"op": "kill", "id": N}``
 template -> launcher
     ``{"op": "ready"}`` once, when it serves; ``{"op": "fatal", "error": ...}`` before dying
-    ``{"op": "spawned", "id": N, "pid": P}`` or ``{"op": "failed", "id": N, "error": ...}``
-    ``{"op": "exit", "pid": P, "status": raw wait status}``
+    ``{"op": "failed", "id": N, "error": ...}`` when it could not fork
+    ``{"op": "exit", "id": N, "status": raw wait status}``
 child -> launcher (on the inherited template socket, just before user code runs)
-    ``{"op": "child-ready", "id": N}`` or ``{"op": "child-failed", "id": N, "error": ...}``
+    ``{"op": "child-ready", "id": N}`` or ``{"op": "child-failed", "id": N, "error": ...}``;
+    the launcher's socket has ``SO_PASSCRED``, so the kernel adds the child's pid as the
+    launcher sees it (the child itself only knows that it is pid 1).
 
 The payload is a memfd holding the child's JSON configuration (``ChildConfig``). It goes to the
 child, which reads it after the fork: the template never reads the function's environment, so
@@ -25,13 +27,15 @@ import array
 import json
 import os
 import socket
+import struct
+from collections.abc import Sequence
 from typing import Any
 
 MAX_MESSAGE = 65536
 MAX_FDS = 4
 
 
-def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | tuple[int, ...] = ()) -> None:
+def send(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
     data = json.dumps(message, separators=(",", ":")).encode()
     if fds:
         sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
@@ -39,26 +43,33 @@ def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | tuple[in
         sock.send(data)
 
 
-def receive(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
-    """One message and the fds that came with it; ``(None, [])`` at end of stream.
+_UCRED = struct.Struct("iII")  # pid, uid, gid
+_ANCILLARY = socket.CMSG_SPACE(MAX_FDS * 4) + socket.CMSG_SPACE(_UCRED.size)
 
-    Raises ``BlockingIOError`` when a non-blocking socket has nothing to read.
+
+def receive(sock: socket.socket, *, credentials: bool = False,
+            ) -> tuple[dict[str, Any] | None, list[int], int]:
+    """One message, the fds that came with it and the sender's pid (0 unless ``credentials``).
+
+    ``(None, [], 0)`` at end of stream; ``BlockingIOError`` when a non-blocking socket has
+    nothing to read.
     """
-    data, ancdata, flags, _ = sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(MAX_FDS * 4))
+    data, ancdata, flags, _ = sock.recvmsg(MAX_MESSAGE, _ANCILLARY)
     fds: list[int] = []
+    sender = 0
     for level, kind, cdata in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             usable = len(cdata) - len(cdata) % 4
             fds.extend(array.array("i", cdata[:usable]))
-    if not data:
+        elif credentials and level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            sender = _UCRED.unpack_from(cdata)[0]
+    if not data or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
         for fd in fds:
             os.close(fd)
-        return None, []
-    if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
-        for fd in fds:
-            os.close(fd)
-        raise ValueError("truncated control message")
-    return json.loads(data), fds
+        if data:
+            raise ValueError("truncated control message")
+        return None, [], 0
+    return json.loads(data), fds, sender
 
 
 def write_payload(config: dict[str, Any]) -> int:

@@ -1,13 +1,16 @@
 """The launcher's side of the template: start it, talk to it, notice its death, restart it.
 
 Everything runs on the event loop thread through ``loop.add_reader`` on the control socket (no
-threads, uvloop compatible). Each spawn is tracked until the template reported the host pid
-*and* the child reported that its setup finished (``child-ready``), so ``spawn`` returns an
-environment that is in its cgroup and namespaces, or raises ``SpawnFailed``.
+threads, uvloop compatible). A spawn completes when the *child* reports that its setup is done
+(``child-ready``); the kernel attaches the child's pid, translated into our pid namespace, to
+that message (``SO_PASSCRED``), so the template need not send a message of its own per spawn:
+one wake-up of the server instead of two on the hot path.
+
+Children are named by spawn id on the wire (``kill``, ``exit``): the template maps ids to pids
+only while it has not reaped them, so a kill can never reach a recycled pid.
 
 No spawn can hang: it fails at once when the template dies, when the child dies during setup,
-or after ``spawn_timeout``. Exits are routed to the *owner* object given at spawn time as soon
-as the pid is known, so an exit that arrives before the awaiting coroutine resumes is not lost.
+or after ``spawn_timeout``.
 """
 
 from __future__ import annotations
@@ -16,13 +19,12 @@ import array
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import json
+import logging
 import os
 import signal
 import socket
 import subprocess
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -43,18 +45,7 @@ class Owner(Protocol):
         """The template died: the child dies too (PDEATHSIG) but nobody will report its exit."""
 
     def no_child(self) -> None:
-        """The fork itself failed: no process was made."""
-
-
-@dataclasses.dataclass
-class _Pending:
-    """A spawn from request until the template answered *and* the caller has its outcome."""
-
-    owner: Owner
-    future: asyncio.Future[int]
-    pid: int | None = None
-    answered: bool = False  # the template sent "spawned" or "failed"
-    ready: bool = False  # the child sent "child-ready"
+        """No process was made (the fork failed, or the request never reached a template)."""
 
 
 class TemplateSupervisor:
@@ -70,9 +61,9 @@ class TemplateSupervisor:
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self._ready: asyncio.Future[None] | None = None
-        self._outbox: collections.deque[tuple[bytes, list[int], bool]] = collections.deque()
-        self._pending: dict[int, _Pending] = {}
-        self._owners: dict[int, Owner] = {}
+        self._outbox: collections.deque[tuple[bytes, list[int]]] = collections.deque()
+        self._pending: dict[int, asyncio.Future[int]] = {}  # spawn id -> host pid when ready
+        self._owners: dict[int, Owner] = {}  # spawn id -> owner, until exit/lost/no_child
         self._next_id = 0
         self._state = "stopped"  # stopped, starting, ready, failed, closed
         self._error = ""
@@ -106,14 +97,13 @@ class TemplateSupervisor:
             self._error = f"the template did not start within {self._start_timeout:.0f} s"
             self._kill_template()
             raise SpawnFailed(self._error) from None
-        except SpawnFailed:
-            raise
         self._state = "ready"
         self._backoff = 0.05
 
     def _launch(self) -> None:
         assert self._loop is not None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         config = {**self._config, "ctl_fd": theirs.fileno(), "parent_pid": os.getpid()}
         try:
             self._proc = subprocess.Popen(
@@ -128,6 +118,7 @@ class TemplateSupervisor:
         ours.setblocking(False)
         self._sock = ours
         self._state = "starting"
+        self._error = ""
         self._ready = self._loop.create_future()
         self._loop.add_reader(ours.fileno(), self._on_readable)
 
@@ -144,8 +135,12 @@ class TemplateSupervisor:
     # -- requests --------------------------------------------------------------------------
 
     async def spawn(self, slot: str | None, payload_fd: int, output_fd: int,
-                    owner: Owner) -> int:
-        """Fork a child; returns its host pid once it is set up. Takes ownership of payload_fd."""
+                    owner: Owner) -> tuple[int, int]:
+        """Fork a child; returns ``(spawn id, host pid)`` once it is set up.
+
+        Takes ownership of ``payload_fd``. From the call on, ``owner`` hears how the child
+        ended, whether or not the spawn succeeds.
+        """
         try:
             await self._wait_ready()
         except BaseException:
@@ -154,30 +149,35 @@ class TemplateSupervisor:
             raise
         assert self._loop is not None
         spawn_id = self._next_id = self._next_id + 1
-        pending = _Pending(owner, self._loop.create_future())
-        self._pending[spawn_id] = pending
+        future: asyncio.Future[int] = self._loop.create_future()
+        self._pending[spawn_id] = future
+        self._owners[spawn_id] = owner
         fds = [payload_fd] if output_fd < 0 else [payload_fd, output_fd]
-        self._send({"op": "spawn", "id": spawn_id, "slot": slot}, fds, close_first=True)
         try:
-            return await asyncio.wait_for(asyncio.shield(pending.future), self._spawn_timeout)
+            self._send({"op": "spawn", "id": spawn_id, "slot": slot}, fds)
+        finally:
+            os.close(payload_fd)  # sent (the kernel holds a reference) or never to be
+        try:
+            pid = await asyncio.wait_for(asyncio.shield(future), self._spawn_timeout)
         except TimeoutError:
             self._abandon(spawn_id)
             raise SpawnFailed(f"no answer within {self._spawn_timeout:.0f} s") from None
         except asyncio.CancelledError:
             self._abandon(spawn_id)
             raise
+        return spawn_id, pid
 
-    def kill(self, pid: int) -> None:
-        """SIGKILL a child the template has not reaped yet (so the pid is still ours)."""
-        if self._state in ("starting", "ready") and pid in self._owners:
-            self._send({"op": "kill", "pid": pid})
+    def kill(self, spawn_id: int) -> None:
+        """SIGKILL a child the template has not reaped yet (so its pid is still its own)."""
+        if self._sock is not None and spawn_id in self._owners:
+            self._send({"op": "kill", "id": spawn_id})
 
     async def _wait_ready(self) -> None:
         if self._state == "ready":
             return
         if self._state == "closed":
             raise SpawnFailed("the launcher is closed")
-        if self._state in ("failed", "stopped") or self._ready is None:
+        if self._state != "starting" or self._ready is None:
             raise SpawnFailed(f"the template is not running: {self._error or 'not started'}")
         try:
             await asyncio.wait_for(asyncio.shield(self._ready), self._start_timeout)
@@ -186,48 +186,48 @@ class TemplateSupervisor:
 
     def _abandon(self, spawn_id: int) -> None:
         """The caller gave up: the child, if any, must not live on untracked."""
-        pending = self._pending.get(spawn_id)
-        if pending is None:
-            return
-        pending.future.cancel()
-        if pending.pid is not None:
-            self.kill(pending.pid)  # else: killed when its "spawned" comes in
-        self._forget_if_settled(spawn_id)
-
-    def _forget_if_settled(self, spawn_id: int) -> None:
-        pending = self._pending.get(spawn_id)
-        if pending is not None and pending.answered and pending.future.done():
-            del self._pending[spawn_id]
+        future = self._pending.pop(spawn_id, None)
+        if future is not None:
+            future.cancel()
+        self.kill(spawn_id)  # the template handles it after the spawn: no race
 
     # -- socket ----------------------------------------------------------------------------
 
-    def _send(self, message: dict[str, Any], fds: list[int] | None = None,
-              close_first: bool = False) -> None:
-        """Queue a message; descriptors flagged ``close_first`` are closed once sent."""
+    def _send(self, message: dict[str, Any], fds: list[int] | None = None) -> None:
+        """Send now or queue (descriptors are dup'ed while queued; the caller keeps its own)."""
         data = json.dumps(message, separators=(",", ":")).encode()
-        self._outbox.append((data, fds or [], close_first))
+        if not self._outbox and self._try_send(data, fds or []):
+            return
+        self._outbox.append((data, [os.dup(fd) for fd in fds or []]))
         self._flush()
 
-    def _flush(self) -> None:
+    def _try_send(self, data: bytes, fds: list[int]) -> bool:
         sock = self._sock
-        while self._outbox and sock is not None:
-            data, fds, close_first = self._outbox[0]
-            try:
-                if fds:
-                    sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                           array.array("i", fds))])
-                else:
-                    sock.send(data)
-            except BlockingIOError:
+        if sock is None:
+            return True  # nobody to send to: the caller learns it through _disconnect
+        try:
+            if fds:
+                sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                       array.array("i", fds))])
+            else:
+                sock.send(data)
+        except BlockingIOError:
+            return False
+        except OSError:
+            self._on_lost()
+        return True
+
+    def _flush(self) -> None:
+        while self._outbox and self._sock is not None:
+            entry = self._outbox[0]
+            if not self._try_send(*entry):
                 assert self._loop is not None
-                self._loop.add_writer(sock.fileno(), self._on_writable)
+                self._loop.add_writer(self._sock.fileno(), self._on_writable)
                 return
-            except OSError:
-                self._on_lost()
-                return
-            self._outbox.popleft()
-            if close_first and fds:
-                os.close(fds[0])
+            if self._outbox and self._outbox[0] is entry:  # else _disconnect closed them
+                self._outbox.popleft()
+                for fd in entry[1]:
+                    os.close(fd)
 
     def _on_writable(self) -> None:
         assert self._loop is not None and self._sock is not None
@@ -237,7 +237,7 @@ class TemplateSupervisor:
     def _on_readable(self) -> None:
         while self._sock is not None:
             try:
-                message, fds = protocol.receive(self._sock)
+                message, fds, sender = protocol.receive(self._sock, credentials=True)
             except BlockingIOError:
                 return
             except (OSError, ValueError):
@@ -248,70 +248,39 @@ class TemplateSupervisor:
             if message is None:
                 self._on_lost()
                 return
-            self._dispatch(message)
+            self._dispatch(message, sender)
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
+    def _dispatch(self, message: dict[str, Any], sender: int) -> None:
         op = message.get("op")
-        if op == "ready":
+        if op == "child-ready":
+            future = self._pending.pop(message["id"], None)
+            if future is not None and not future.done():
+                future.set_result(sender)
+            elif message["id"] in self._owners:
+                self.kill(message["id"])  # abandoned while it was starting
+        elif op == "exit":
+            self._on_exit(message["id"], message["status"])
+        elif op == "child-failed":
+            self._fail(message["id"], f"environment setup failed: {message.get('error')}")
+        elif op == "failed":
+            self._fail(message["id"], f"the template could not fork: {message.get('error')}")
+            owner = self._owners.pop(message["id"], None)
+            if owner is not None:
+                owner.no_child()
+        elif op == "ready":
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
         elif op == "fatal":
             self._error = f"the template failed to start: {message.get('error')}"
-        elif op == "spawned":
-            self._on_spawned(message["id"], message["pid"])
-        elif op == "failed":
-            self._fail(message["id"], f"the template could not fork: {message.get('error')}",
-                       fork_failed=True)
-        elif op == "child-ready":
-            self._on_child_ready(message["id"])
-        elif op == "child-failed":
-            self._fail(message["id"], f"environment setup failed: {message.get('error')}")
-        elif op == "exit":
-            self._on_exit(message["pid"], message["status"])
 
-    def _on_spawned(self, spawn_id: int, pid: int) -> None:
-        pending = self._pending.get(spawn_id)
-        if pending is None:
-            return
-        pending.pid = pid
-        pending.answered = True
-        self._owners[pid] = pending.owner  # from now on its exit reaches the owner
-        if pending.future.done():
-            self.kill(pid)  # abandoned, or its setup already failed
-        else:
-            self._maybe_done(pending)
-        self._forget_if_settled(spawn_id)
+    def _fail(self, spawn_id: int, error: str) -> None:
+        future = self._pending.pop(spawn_id, None)
+        if future is not None and not future.done():
+            future.set_exception(SpawnFailed(error))
 
-    def _on_child_ready(self, spawn_id: int) -> None:
-        pending = self._pending.get(spawn_id)
-        if pending is not None:
-            pending.ready = True
-            self._maybe_done(pending)
-            self._forget_if_settled(spawn_id)
-
-    def _maybe_done(self, pending: _Pending) -> None:
-        if pending.ready and pending.pid is not None and not pending.future.done():
-            pending.future.set_result(pending.pid)
-
-    def _fail(self, spawn_id: int, error: str, *, fork_failed: bool = False) -> None:
-        pending = self._pending.get(spawn_id)
-        if pending is None:
-            return
-        if not pending.future.done():
-            pending.future.set_exception(SpawnFailed(error))
-        if fork_failed:
-            pending.answered = True
-            pending.owner.no_child()
-        self._forget_if_settled(spawn_id)
-
-    def _on_exit(self, pid: int, status: int) -> None:
-        for pending in self._pending.values():
-            if pending.pid == pid and not pending.future.done():
-                pending.future.set_exception(SpawnFailed(
-                    f"the environment died during setup ({_describe(status)})"))
-        for spawn_id in [i for i, p in self._pending.items() if p.pid == pid]:
-            self._forget_if_settled(spawn_id)
-        owner = self._owners.pop(pid, None)
+    def _on_exit(self, spawn_id: int, status: int) -> None:
+        self._fail(spawn_id, f"the environment died during setup ({_describe(status)})")
+        owner = self._owners.pop(spawn_id, None)
         if owner is not None:
             owner.exited(status)
 
@@ -320,9 +289,8 @@ class TemplateSupervisor:
     def _on_lost(self) -> None:
         if self._sock is None:
             return
-        error = self._error or "the template died"
         proc = self._proc
-        self._disconnect(error)
+        self._disconnect(self._error or "the template died")
         if proc is not None:
             self._background(_reap(proc))
         if self._state == "closed":
@@ -346,20 +314,18 @@ class TemplateSupervisor:
             self._sock.close()
         self._sock = None
         self._kill_template()
-        for data_fds in self._outbox:
-            if data_fds[2] and data_fds[1]:
-                os.close(data_fds[1][0])
+        for _data, fds in self._outbox:
+            for fd in fds:
+                os.close(fd)
         self._outbox.clear()
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(SpawnFailed(error))
             self._ready.exception()  # retrieved: nobody may be waiting
-        pending, self._pending = list(self._pending.values()), {}
+        pending, self._pending = self._pending, {}
         owners, self._owners = self._owners, {}
-        for item in pending:
-            if not item.future.done():
-                item.future.set_exception(SpawnFailed(error))
-            if item.pid is None:
-                item.owner.lost()
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(SpawnFailed(error))
         for owner in owners.values():
             owner.lost()
 
