@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from conftest import (
+from runtime_harness import (
     NODE,
     NODE_BOOTSTRAP,
     PYTHON_BOOTSTRAP,

@@ -9,7 +9,7 @@ import textwrap
 import time
 
 import pytest
-from conftest import FUNCTION_ARN, StartRuntime
+from runtime_harness import FUNCTION_ARN, StartRuntime
 
 NEXT = "GET /2018-06-01/runtime/invocation/next"
 TEXT_LOG = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)\t([^\t]*)\t([A-Z]+)\t(.*)$")

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import (
+from runtime_harness import (
     FUNCTION_ARN,
     PYTHON_BOOTSTRAP,
     RuntimeAPIServer,
