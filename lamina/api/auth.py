@@ -203,7 +203,9 @@ class SigV4Verifier:
     def verify(self, request: Request) -> Principal:
         """Return the request's ``Principal`` or raise the ``ServiceError`` AWS would answer."""
         authorization = request.headers.get("authorization")
-        presigned = authorization is None and "X-Amz-" in request.query_string
+        qs = request.query_string
+        presigned = authorization is None and (
+            "X-Amz-Signature=" in qs or "X-Amz-Algorithm=" in qs or "X-Amz-Credential=" in qs)
         cache_key = authorization if authorization is not None else (
             request.query_string if presigned else None)
         if cache_key is None:

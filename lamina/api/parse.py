@@ -47,7 +47,8 @@ _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 class _Plan:
     """Where each input member of one operation lives; built once per operation."""
 
-    __slots__ = ("body_shape", "header_maps", "headers", "payload", "query", "query_map", "uri")
+    __slots__ = ("body_shape", "header_maps", "headers", "literal_keys", "payload", "query",
+                 "query_map", "uri")
 
     def __init__(self, op: OperationModel) -> None:
         shape = op.input_shape
@@ -58,6 +59,11 @@ class _Plan:
         self.header_maps: list[tuple[str, str, Shape]] = []
         self.payload: tuple[str, Shape] | None = None
         self.body_shape: StructureShape | None = None
+        # Query keys written into the request URI (``?tag``, ``?List=ALL``) are routing, not
+        # parameters, so a query-map member must not collect them.
+        literal = op.http.get("requestUri", "").partition("?")[2]
+        self.literal_keys = frozenset(part.partition("=")[0] for part in literal.split("&")
+                                      if part)
         if shape is None:
             return
         has_body_members = False
@@ -131,7 +137,7 @@ def parse_request(operation: OperationModel, labels: dict[str, str],
 
 
 def _parse_query(plan: _Plan, query: list[tuple[str, str]], params: dict[str, Any]) -> None:
-    bound: set[str] = set()
+    bound: set[str] = set(plan.literal_keys)
     for name, wire, shape in plan.query:
         values = [value for key, value in query if key == wire]
         if not values:

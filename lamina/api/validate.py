@@ -336,7 +336,8 @@ class _Validators:
         scalar = self.scalar(shape)
         checks = scalar.checks
         kind = shape.type_name
-        kinds = _TYPES.get(kind, (object,))
+        # A jsonvalue string carries any JSON document, decoded.
+        kinds = _ANY if shape.serialization.get("jsonvalue") else _TYPES.get(kind, (object,))
         bare_name_limit = shape.name in _FUNCTION_NAME_SHAPES
         bare_checks = [c for c in checks if not c[1].startswith(_LENGTH_MAX)]
         type_text = f"Member must be of type {kind}"
@@ -344,6 +345,8 @@ class _Validators:
         def check(value: Any, path: str, errors: Errors) -> None:
             if not isinstance(value, kinds) or (kind in _NUMERIC and isinstance(value, bool)):
                 errors.append(_error(shape, value, path, type_text))
+                return
+            if kinds is _ANY:
                 return
             if bare_name_limit and ":" not in value and len(value) > _BARE_NAME_MAX:
                 errors.append(_error(shape, value, path, f"{_LENGTH_MAX}{_BARE_NAME_MAX}"))
@@ -358,6 +361,7 @@ class _Validators:
 
 
 _NUMERIC = frozenset({"integer", "long", "double", "float"})
+_ANY: tuple[type, ...] = (object,)
 
 
 def _wrong_type(shape: Shape, value: Any) -> bool:
