@@ -229,7 +229,7 @@ def _from_text(text: str, shape: Shape, location: str, name: str) -> Any:
             return _parse_timestamp(text, timestamp_format(shape, location))
         if kind == "blob":
             return base64.b64decode(text, validate=True)
-    except (ValueError, OverflowError, binascii.Error):
+    except (ValueError, TypeError, OverflowError, binascii.Error):
         raise _type_error(name, location, text, kind) from None
     return text
 
