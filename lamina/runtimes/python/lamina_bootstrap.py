@@ -10,6 +10,9 @@ is lamina's own, built for the warm path.
 How it is run
     * Mounted read-only at ``/var/runtime/python`` inside a sandbox that has no
       virtualenv: standard library only, nothing of ``lamina`` is importable.
+      That directory is on the function's ``sys.path``, so the runtime is one
+      file (plus ``snapshot_restore_py``, AWS's public name): every extra module
+      would be one more name that could shadow a module of the function.
     * Pre-imported by a template process, then :func:`main` is called in a
       fork of it. Importing this module therefore only defines things; all
       work (reading the environment, touching stdio and logging, connecting)
