@@ -102,6 +102,18 @@ class InvalidSignature(_UserError):
     code, status = "InvalidSignatureException", 403
 
 
+class IncompleteSignature(_UserError):
+    """The Authorization header (or presigned query) is malformed."""
+
+    code, status = "IncompleteSignatureException", 400
+
+
+class RequestEntityTooLarge(_UserError):
+    """A request body over the operation's limit (CreateFunction's 70 MB, say)."""
+
+    code, status = "RequestEntityTooLargeException", 413
+
+
 class MissingAuthenticationToken(_UserError):
     code, status = "MissingAuthenticationTokenException", 403
 

@@ -24,10 +24,12 @@ from lamina.api.code_urls import CodeUrls, load_key
 from lamina.api.context import ApiContext
 from lamina.api.lifecycle import settle_all
 from lamina.api.naming import Naming
+from lamina.api.serialize import serialize_error
 from lamina.engine.context import EngineContext
 from lamina.engine.runtimes import RUNTIMES_DIR
 from lamina.engine.sandbox.api import Launcher
 from lamina.engine.scheduler import Scheduler
+from lamina.errors import RequestEntityTooLarge, RequestTooLarge, ServiceError
 from lamina.http.server import HttpServer
 from lamina.http.types import Request, Response
 from lamina.identity.authorize import Authorizer
@@ -53,10 +55,14 @@ def make_launcher(settings: Settings, code_root: Path) -> Launcher:
 
 
 def _too_large(request: Request) -> Response:
-    body = json.dumps({"Type": "User", "message": "Request must be smaller than "
-                       f"{MAX_REQUEST_BYTES} bytes for the operation"}).encode()
-    return Response(413, [("x-amzn-ErrorType", "RequestTooLargeException"),
-                          ("content-type", "application/json")], body)
+    error: ServiceError
+    if "/invocations" in request.path:
+        error = RequestTooLarge(f"Request must be smaller than {MAX_REQUEST_BYTES} bytes for "
+                                "the InvokeFunction operation")
+    else:
+        error = RequestEntityTooLarge(
+            f"Request must be smaller than {MAX_REQUEST_BYTES} bytes for the operation")
+    return serialize_error(error)
 
 
 def banner(settings: Settings, endpoint: str, credentials: RootCredentials) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +25,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaminaProcess]:
 @pytest.fixture(scope="session")
 def lam(server: LaminaProcess) -> Any:
     return server.client("lambda")
+
+
+@pytest.fixture(scope="session")
+def awslambdaric_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The official Python runtime interface client, installed from PyPI at test time."""
+    target = tmp_path_factory.mktemp("awslambdaric")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
+                    "awslambdaric"], check=True, timeout=600)
+    for cache in target.rglob("__pycache__"):
+        shutil.rmtree(cache, ignore_errors=True)
+    return target
 
 
 @pytest.fixture

@@ -39,9 +39,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
 from lamina.errors import (
+    IncompleteSignature,
     InvalidSignature,
     MissingAuthenticationToken,
-    ServiceError,
     UnrecognizedClient,
 )
 from lamina.http.types import Request
@@ -56,12 +56,6 @@ _MISMATCH = ("The request signature we calculated does not match the signature y
              "documentation for details.")
 _QUERY_PARAMS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Date",
                  "X-Amz-SignedHeaders")
-
-
-class IncompleteSignature(ServiceError):
-    """The Authorization header (or presigned query) is malformed."""
-
-    code, status, error_type = "IncompleteSignatureException", 400, "User"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -91,10 +91,11 @@ def test_list_functions_paginates_with_marker(lam: Any) -> None:
 def test_update_code_and_configuration_change_revision_and_guard_it(lam: Any) -> None:
     name = create(lam, HELLO)
     before = lam.get_function_configuration(FunctionName=name)
-    # 40 MB of incompressible data keeps the update InProgress long enough to observe.
+    # Unpacking 1,500 files keeps the update InProgress for a few hundred ms: long enough to
+    # observe the conflict on a busy machine.
+    ballast: dict[str, str | bytes] = {f"ballast/{i}.bin": os.urandom(1024) for i in range(1500)}
     other = zip_directory(None, extra={"app.py": "def handler(e, c):\n    return 2\n",
-                                       "ballast.bin": os.urandom(40 * 1024 * 1024)},
-                          stored=True)
+                                       **ballast}, stored=True)
     updated = lam.update_function_code(FunctionName=name, ZipFile=other,
                                        RevisionId=before["RevisionId"])
     assert updated["LastUpdateStatus"] == "InProgress"

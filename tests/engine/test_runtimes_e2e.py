@@ -4,8 +4,7 @@ provided.al2023 package, a plain shell + curl bootstrap, and node handlers."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,15 +31,12 @@ def handler(event, context):
 
 
 @pytest.fixture(scope="session")
-def awslambdaric_package(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    target = tmp_path_factory.mktemp("ric")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
-                    "awslambdaric"], check=True, timeout=600)
+def awslambdaric_package(awslambdaric_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    target = tmp_path_factory.mktemp("ric-package")
+    shutil.copytree(awslambdaric_dir, target, dirs_exist_ok=True)
     (target / "app.py").write_text(HANDLER)
     (target / "bootstrap").write_text(AWSLAMBDARIC_BOOTSTRAP)
     (target / "bootstrap").chmod(0o755)
-    for cache in target.rglob("__pycache__"):
-        shutil.rmtree(cache, ignore_errors=True)
     return zip_directory(target)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from lamina.api.context import ApiContext, target_from_record
 from lamina.api.naming import LATEST
 from lamina.api.operations import Call, operation
+from lamina.api.parse import check_json_payload
 from lamina.engine.api import FunctionTarget, InvokeRequest
 from lamina.errors import (
     InvalidRequestContent,
@@ -96,12 +97,7 @@ def _payload(raw: bytes | None, limit: int, operation_name: str) -> bytes:
     if len(payload) > limit:
         raise RequestTooLarge(
             f"Request must be smaller than {limit} bytes for the {operation_name} operation")
-    try:
-        json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequestContent(
-            f"Could not parse request body into json: Could not parse payload into json: "
-            f"{exc}") from None
+    check_json_payload(payload)
     return payload
 
 
