@@ -79,7 +79,7 @@ def missing_controllers(hierarchies: Iterable[Hierarchy]) -> list[str]:
     return [c for c in REQUIRED if c not in have]
 
 
-def _write(path: Path, value: str) -> None:
+def _write(path: Path | str, value: str) -> None:
     fd = os.open(path, os.O_WRONLY)
     try:
         os.write(fd, value.encode())
@@ -87,10 +87,19 @@ def _write(path: Path, value: str) -> None:
         os.close(fd)
 
 
-def _read_keyed(path: Path, key: str) -> int:
+def _read(path: str) -> str:
+    """A small cgroup file; raw ``os`` calls, as these reads sit on every environment's exit."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 4096).decode()
+    finally:
+        os.close(fd)
+
+
+def _read_keyed(path: str, key: str) -> int:
     """Read ``key N`` from a flat-keyed cgroup file (``memory.oom_control``, ``memory.events``)."""
     try:
-        for line in path.read_text().splitlines():
+        for line in _read(path).splitlines():
             name, _, value = line.partition(" ")
             if name == key:
                 return int(value)
@@ -146,6 +155,10 @@ class Slot:
         self._has_memsw = self._memory.version == 1 and (
             mem_dir / "memory.memsw.limit_in_bytes").exists()
         self._has_swap_max = self._memory.version == 2 and (mem_dir / "memory.swap.max").exists()
+        v1 = self._memory.version == 1
+        self._peak_path = str(mem_dir / ("memory.max_usage_in_bytes" if v1 else "memory.peak"))
+        self._oom_path = str(mem_dir / ("memory.oom_control" if v1 else "memory.events"))
+        self._pids_current = str(dirs[self._pids] / "pids.current")
         self._oom_kills = self.oom_kills()
 
     # -- per spawn -------------------------------------------------------------------------
@@ -169,7 +182,7 @@ class Slot:
                     if self._has_memsw:
                         self._set(mem_dir, "memory.memsw.limit_in_bytes", limit)
                 self._limits["memory"] = limit
-            _write(mem_dir / "memory.max_usage_in_bytes", "0")
+            _write(self._peak_path, "0")
         else:
             self._set(mem_dir, "memory.max", limit)
             if self._has_swap_max:
@@ -201,21 +214,15 @@ class Slot:
     # -- readings --------------------------------------------------------------------------
 
     def peak_bytes(self) -> int:
-        mem_dir = self._dirs[self._memory]
         try:
-            if self._memory.version == 1:
-                return int((mem_dir / "memory.max_usage_in_bytes").read_text())
             if self._peak_fd is not None:
                 return int(os.pread(self._peak_fd, 64, 0))
-            return int((mem_dir / "memory.peak").read_text())
+            return int(_read(self._peak_path))
         except (OSError, ValueError):
             return 0
 
     def oom_kills(self) -> int:
-        mem_dir = self._dirs[self._memory]
-        if self._memory.version == 1:
-            return _read_keyed(mem_dir / "memory.oom_control", "oom_kill")
-        return _read_keyed(mem_dir / "memory.events", "oom_kill")
+        return _read_keyed(self._oom_path, "oom_kill")
 
     def take_oom_kills(self) -> int:
         """OOM kills since the last call (the counter is cumulative over the slot's life)."""
@@ -230,6 +237,18 @@ class Slot:
         return pids
 
     def is_empty(self) -> bool:
+        """No live process left in the slot.
+
+        Every process of an environment is in the pids cgroup (joined before any user code
+        ran), so ``pids.current`` of 0 says it in one small read. It also counts zombies, which
+        ``cgroup.procs`` leaves out: orphans of a dead template wait for the host's init to
+        reap them, and they are dead enough.
+        """
+        try:
+            if _read(self._pids_current).strip() == "0":
+                return True
+        except FileNotFoundError:
+            return True
         return not self.procs()
 
     def kill_all(self) -> None:

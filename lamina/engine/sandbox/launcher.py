@@ -289,11 +289,20 @@ class NamespaceLauncher(_ForkLauncher):
     def _acquire_slot(self, spec: SandboxSpec) -> cgroups.Slot:
         pool = self._cgroups
         assert pool is not None
-        try:
-            slot = pool.acquire()
-            slot.configure(spec.memory_mb, spec.pids_max)
-        except OSError as exc:
-            raise SpawnFailed(f"cannot prepare a cgroup: {exc}") from exc
+        for attempt in (1, 2):
+            try:
+                slot = pool.acquire()
+            except OSError as exc:
+                raise SpawnFailed(f"cannot make a cgroup: {exc}") from exc
+            try:
+                slot.configure(spec.memory_mb, spec.pids_max)
+                break
+            except OSError as exc:
+                # E.g. EBUSY: a lower memory limit than what is still charged to this slot.
+                # Retire it (a fresh slot has no charges) and try once more.
+                pool.retire(slot)
+                if attempt == 2:
+                    raise SpawnFailed(f"cannot set cgroup limits: {exc}") from exc
         if pool.free_count() < self.prefill_slots // 4 and not self._topping_up:
             self._topping_up = True
             asyncio.get_running_loop().call_soon(self._top_up)

@@ -248,3 +248,12 @@ def test_spawn_on_uvloop(layout: Layout) -> None:
             await launcher.close()
 
     assert uvloop.run(scenario()).code == 0
+
+
+def test_unavailable_reason_names_the_problem(layout: Layout, tmp_path: Path) -> None:
+    launcher = NamespaceLauncher(layout.code_root, layout.runtime_dir, interpreter=tmp_path / "py")
+    assert "interpreter" in (launcher.unavailable_reason() or "")
+    launcher = NamespaceLauncher(layout.code_root, tmp_path / "none")
+    assert "runtime directory" in (launcher.unavailable_reason() or "")
+    if os.geteuid() == 0:
+        assert NamespaceLauncher(layout.code_root, layout.runtime_dir).unavailable_reason() is None
