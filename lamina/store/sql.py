@@ -68,6 +68,16 @@ class SqlMetadataStore:
 
     # -- transactions -------------------------------------------------------------------------
 
+    @property
+    def engine(self) -> sa.Engine:
+        """The engine, for the stores of other features that share this database."""
+        return self._engine
+
+    def transaction(self, write: bool = False) -> contextlib.AbstractContextManager[sa.Connection]:
+        """One transaction; with ``write`` it takes the write lock up front (SQLite) so that a
+        read-check-write inside it cannot interleave with another writer."""
+        return self._write() if write else self._read()
+
     @contextlib.contextmanager
     def _read(self) -> Iterator[sa.Connection]:
         self._check_open()

@@ -13,6 +13,11 @@ To write a new revision (a developer's task, not a runtime one)::
 
 then write its ``upgrade()`` by hand with generic types, and mirror the change in
 ``lamina/store/schema.py`` (``tests/store/test_migrations.py`` checks that the two agree).
+
+Features that own separate tables (aliases and layers, IAM, the async event queue...) each grow
+their own *branch* of revisions from ``0001`` (``down_revision = "0001"``, a ``branch_labels``
+of their own), so that parts written side by side never fight over one linear chain; the store
+upgrades to every head. A revision that needs two branches names both in ``depends_on``.
 """
 
 from __future__ import annotations
@@ -49,4 +54,4 @@ def upgrade_to_head(connection: sa.Connection) -> None:
     the caller has begun: a failed upgrade leaves nothing half-applied, and two processes
     opening the same fresh database one after the other each see a consistent schema."""
     with _UPGRADE_LOCK:
-        command.upgrade(alembic_config(connection=connection), "head")
+        command.upgrade(alembic_config(connection=connection), "heads")
