@@ -41,6 +41,7 @@ class FunctionTarget:
     system_log_level: str | None = None
     log_group: str = ""
     command: tuple[str, ...] | None = None  # a runtime command replacing the runtime's own
+    opt_dir: Path | None = None  # the function's layers, merged; read-only at /opt
 
     @property
     def key(self) -> tuple[str, str]:

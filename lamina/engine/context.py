@@ -69,4 +69,5 @@ class EngineContext:
             memory_mb=target.memory_mb,
             ephemeral_mb=target.ephemeral_mb,
             output_fd=output_fd,
+            opt_dir=target.opt_dir,
         )

@@ -106,7 +106,8 @@ class Environment:
         self.retired = False
         self.current: Invocation | None = None
         self.process: SandboxProcess | None = None
-        self.init_ms: float | None = None
+        self.init_ms: float | None = None  # reported once, on the first invocation's REPORT
+        self.init_duration_ms: float | None = None
         self.session_key = ""  # the temporary credentials handed to this environment
         self.counted_as_starting = False  # the scheduler's bound on environments in Init
         self._on_ready = on_ready
@@ -227,7 +228,10 @@ class Environment:
     # Init ------------------------------------------------------------------------------------
 
     def _init_done(self) -> None:
-        self.init_ms = (time.perf_counter() - self._started_at) * 1000
+        init_ms = (time.perf_counter() - self._started_at) * 1000
+        # A pre-initialised environment's Init is nobody's cold start: its REPORT shows none.
+        self.init_ms = init_ms if self.initialization_type == "on-demand" else None
+        self.init_duration_ms = init_ms
         if self._init_timer is not None:
             self._init_timer.cancel()
             self._init_timer = None

@@ -40,6 +40,12 @@ class Pool:
         self.idle: list[Environment] = []  # a stack: the most recently used on top
         self.environments: set[Environment] = set()
         self.retired = False
+        self.provisioned_target = 0  # environments to keep initialised ahead of traffic
+        self.provisioned: set[Environment] = set()
+        self.provisioned_waiters: list[asyncio.Future[None]] = []
+
+    def provisioned_ready(self) -> int:
+        return sum(1 for env in self.provisioned if env.state in (EnvState.IDLE, EnvState.BUSY))
 
 
 class Scheduler:
@@ -61,6 +67,7 @@ class Scheduler:
         self._start_waiters: deque[asyncio.Future[None]] = deque()
         self._pool_of: dict[Environment, Pool] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._closed = False
 
     # public API ----------------------------------------------------------------------------
@@ -85,6 +92,51 @@ class Scheduler:
     def retire(self, name: str, version: str | None = None) -> None:
         for key in [k for k in self.pools if k[0] == name and (version is None or k[1] == version)]:
             self._retire_pool(self.pools.pop(key))
+
+    def provision(self, target: FunctionTarget, count: int) -> asyncio.Future[None]:
+        """Keep ``count`` environments of ``target`` initialised ahead of traffic
+        (``AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency``), re-created when they die.
+        The future resolves once ``count`` of them are ready. ``count`` 0 lets them go."""
+        pool = self._pool_for(target)
+        pool.provisioned_target = count
+        for env in list(pool.provisioned)[count:]:
+            pool.provisioned.discard(env)
+            if env.state is EnvState.IDLE:
+                with contextlib.suppress(ValueError):
+                    pool.idle.remove(env)
+                env.kill("provisioned concurrency lowered")
+        ready = asyncio.get_running_loop().create_future()
+        pool.provisioned_waiters.append(ready)
+        self._top_up(pool)
+        self._check_provisioned(pool)
+        return ready
+
+    def provisioned_status(self, name: str, version: str) -> tuple[int, int]:
+        """(ready, requested) provisioned environments of one version."""
+        pool = self.pools.get((name, version))
+        if pool is None:
+            return 0, 0
+        return pool.provisioned_ready(), pool.provisioned_target
+
+    def _top_up(self, pool: Pool) -> None:
+        if pool.retired or self._closed:
+            return
+        while len(pool.provisioned) < pool.provisioned_target:
+            env = Environment(pool.target, self.context, self._on_ready, self._on_dead,
+                              initialization_type="provisioned-concurrency")
+            pool.provisioned.add(env)
+            pool.environments.add(env)
+            self._pool_of[env] = pool
+            task = asyncio.get_running_loop().create_task(env.start())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    def _check_provisioned(self, pool: Pool) -> None:
+        if pool.provisioned_ready() >= pool.provisioned_target:
+            waiters, pool.provisioned_waiters = pool.provisioned_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def set_reserved_concurrency(self, name: str, value: int | None) -> None:
         if value is None:
@@ -199,6 +251,7 @@ class Scheduler:
 
     def _retire_pool(self, pool: Pool) -> None:
         pool.retired = True
+        pool.provisioned_target = 0
         idle, pool.idle = pool.idle, []
         for env in idle:
             env.kill("retired")
@@ -246,10 +299,11 @@ class Scheduler:
 
     def _on_ready(self, env: Environment) -> None:
         self._starting_done(env)
-        if env.state is EnvState.IDLE:  # started without an invocation (pre-warmed)
-            pool = self._pool_of.get(env)
-            if pool is not None:
-                self._park(pool, env)
+        pool = self._pool_of.get(env)
+        if env.state is EnvState.IDLE and pool is not None:  # started ahead of traffic
+            self._park(pool, env)
+        if pool is not None and env in pool.provisioned:
+            self._check_provisioned(pool)
 
     def _on_dead(self, env: Environment) -> None:
         self._starting_done(env)
@@ -258,6 +312,11 @@ class Scheduler:
             pool.environments.discard(env)
             with contextlib.suppress(ValueError):
                 pool.idle.remove(env)
+            if env in pool.provisioned:
+                pool.provisioned.discard(env)
+                # Re-create it, a little later: an environment that dies at once must not
+                # turn into a busy loop of spawns.
+                asyncio.get_running_loop().call_later(0.5, self._top_up, pool)
         self._wake_one_starter()
 
     def _release(self, pool: Pool, env: Environment) -> None:
@@ -283,5 +342,7 @@ class Scheduler:
     def reap_idle(self) -> None:
         cutoff = time.monotonic() - self.idle_timeout
         for pool in list(self.pools.values()):
-            while pool.idle and pool.idle[0].last_used < cutoff:
-                pool.idle.pop(0).kill("idle")
+            for env in [e for e in pool.idle if e.last_used < cutoff
+                        and e not in pool.provisioned]:
+                pool.idle.remove(env)
+                env.kill("idle")
