@@ -141,12 +141,13 @@ class TemplateSupervisor:
         Takes ownership of ``payload_fd``. From the call on, ``owner`` hears how the child
         ended, whether or not the spawn succeeds.
         """
-        try:
-            await self._wait_ready()
-        except BaseException:
-            os.close(payload_fd)
-            owner.no_child()
-            raise
+        if self._state != "ready":
+            try:
+                await self._wait_ready()
+            except BaseException:
+                os.close(payload_fd)
+                owner.no_child()
+                raise
         assert self._loop is not None
         spawn_id = self._next_id = self._next_id + 1
         future: asyncio.Future[int] = self._loop.create_future()
@@ -157,15 +158,14 @@ class TemplateSupervisor:
             self._send({"op": "spawn", "id": spawn_id, "slot": slot}, fds)
         finally:
             os.close(payload_fd)  # sent (the kernel holds a reference) or never to be
+        timer = self._loop.call_later(self._spawn_timeout, self._time_out, spawn_id)
         try:
-            pid = await asyncio.wait_for(asyncio.shield(future), self._spawn_timeout)
-        except TimeoutError:
-            self._abandon(spawn_id)
-            raise SpawnFailed(f"no answer within {self._spawn_timeout:.0f} s") from None
+            return spawn_id, await future
         except asyncio.CancelledError:
             self._abandon(spawn_id)
             raise
-        return spawn_id, pid
+        finally:
+            timer.cancel()
 
     def kill(self, spawn_id: int) -> None:
         """SIGKILL a child the template has not reaped yet (so its pid is still its own)."""
@@ -183,6 +183,12 @@ class TemplateSupervisor:
             await asyncio.wait_for(asyncio.shield(self._ready), self._start_timeout)
         except TimeoutError:
             raise SpawnFailed("the template did not become ready") from None
+
+    def _time_out(self, spawn_id: int) -> None:
+        future = self._pending.get(spawn_id)
+        if future is not None and not future.done():
+            future.set_exception(SpawnFailed(f"no answer within {self._spawn_timeout:.0f} s"))
+        self._abandon(spawn_id)
 
     def _abandon(self, spawn_id: int) -> None:
         """The caller gave up: the child, if any, must not live on untracked."""

@@ -257,3 +257,32 @@ def test_unavailable_reason_names_the_problem(layout: Layout, tmp_path: Path) ->
     assert "runtime directory" in (launcher.unavailable_reason() or "")
     if os.geteuid() == 0:
         assert NamespaceLauncher(layout.code_root, layout.runtime_dir).unavailable_reason() is None
+
+
+def test_spawn_times_out_and_its_late_child_is_killed(runner: Runner) -> None:
+    launcher = runner.launcher(NamespaceLauncher, spawn_timeout=0.5)
+    instance = launcher._cgroups.instance_id
+
+    async def scenario() -> float:
+        os.kill(launcher.template_pid, signal.SIGSTOP)
+        started = time.monotonic()
+        try:
+            with pytest.raises(SpawnFailed, match="no answer"):
+                await launcher.spawn(runner.spec(entry=ExecEntry(("/bin/sleep", "60"))))
+            took = time.monotonic() - started
+        finally:
+            os.kill(launcher.template_pid, signal.SIGCONT)
+        cancelled = asyncio.ensure_future(launcher.spawn(runner.spec(
+            entry=ExecEntry(("/bin/sleep", "60")))))
+        await asyncio.sleep(0)
+        cancelled.cancel()  # a caller that gives up leaves nothing running either
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        await asyncio.sleep(0.5)
+        status, _, _ = await runner.execute(launcher, runner.spec())
+        assert status.code == 0
+        return took
+
+    took = runner.run(scenario())
+    assert 0.4 < took < 2
+    assert wait_until(lambda: in_instance(instance) == [], 3)
