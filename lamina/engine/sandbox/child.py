@@ -130,11 +130,10 @@ def become_environment(ctx: TemplateContext, spawn_id: int, slot: str | None,
             socket.sethostname(config["hostname"])
         # 3. Descriptors: stdio onto the output pipe and /dev/null, then close everything the
         #    template had (O_CLOEXEC means nothing without an exec). The control socket stays
-        #    open until the readiness report.
+        #    open until the readiness report, the template's pidfd until privileges are gone.
         step = "stdio"
         _redirect_stdio(output_fd)
-        linux.close_range(3, ctx.ctl_fd - 1)
-        linux.close_range(ctx.ctl_fd + 1)
+        _close_all_but(ctx.ctl_fd, ctx.template_pidfd)
         step = "chdir"
         os.chdir(config["task_dir"])
         os.setsid()  # own session and process group: kill(-pid) reaches unsandboxed trees
@@ -146,6 +145,12 @@ def become_environment(ctx: TemplateContext, spawn_id: int, slot: str | None,
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
             linux.set_no_new_privs()
+            # A change of uid clears the parent-death signal (prctl(2)): arm it again, then
+            # make sure the template did not die in between.
+            linux.set_pdeathsig(signal.SIGKILL)
+            if _readable(ctx.template_pidfd):
+                os._exit(SETUP_FAILED)
+        os.close(ctx.template_pidfd)
         step = "prepare entry"
         if config["mode"] == "exec":
             _prepare_exec()
@@ -163,6 +168,14 @@ def become_environment(ctx: TemplateContext, spawn_id: int, slot: str | None,
         _run_python(ctx)
     finally:
         os._exit(SETUP_FAILED)
+
+
+def _close_all_but(*keep: int) -> None:
+    low = 3
+    for fd in sorted(keep):
+        linux.close_range(low, fd - 1)
+        low = fd + 1
+    linux.close_range(low)
 
 
 def _readable(fd: int) -> bool:

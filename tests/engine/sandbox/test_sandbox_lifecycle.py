@@ -286,3 +286,52 @@ def test_spawn_times_out_and_its_late_child_is_killed(runner: Runner) -> None:
     took = runner.run(scenario())
     assert 0.4 < took < 2
     assert wait_until(lambda: in_instance(instance) == [], 3)
+
+
+# Environments must die with a SIGKILLed server: the template through its PDEATHSIG, and each
+# environment through its own (which a uid change clears: it has to be armed again after it).
+SERVER = """
+import asyncio, json, sys
+from pathlib import Path
+from lamina.engine.sandbox.api import ExecEntry, SandboxSpec
+from lamina.engine.sandbox.launcher import NamespaceLauncher
+
+async def main():
+    code_root, runtime_dir, fn = map(Path, sys.argv[1:4])
+    launcher = NamespaceLauncher(code_root, runtime_dir, "sandbox_probe_entry")
+    await launcher.start()
+    entry = ExecEntry(("/bin/sh", "-c", "sleep 60 & sleep 60"))
+    env = await launcher.spawn(SandboxSpec(env_id="x", code_dir=fn, memory_mb=128, environ={},
+                                           entry=entry))
+    dirs = [str(d) for d in launcher._cgroups.instance_dirs().values()]
+    print(json.dumps({"template": launcher.template_pid, "env": env.pid, "dirs": dirs}), flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+def test_sigkill_of_the_server_takes_everything_down(layout: Layout) -> None:
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0:
+        pytest.skip("the sandbox needs root")
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(layout.code_root), str(layout.runtime_dir),
+         str(layout.fn_a)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        started = json.loads(server.stdout.readline())
+        time.sleep(0.2)
+        members = in_instance(Path(started["dirs"][0]).name)
+        assert started["env"] in members and len(members) >= 3
+        processes = [started["template"], *members, *children_of(started["template"])]
+        server.kill()
+        server.wait()
+        assert wait_until(lambda: not any(alive(pid) for pid in processes), 3)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        cgroups.remove_tree([Path(d) for d in started["dirs"]])
