@@ -110,6 +110,8 @@ class Environment:
         self.init_duration_ms: float | None = None
         self.session_key = ""  # the temporary credentials handed to this environment
         self.counted_as_starting = False  # the scheduler's bound on environments in Init
+        self._memory_mb = 0
+        self._memory_read_at = 0.0
         self._on_ready = on_ready
         self._on_dead = on_dead
         self._parked: asyncio.Future[Response] | None = None
@@ -135,7 +137,7 @@ class Environment:
     async def start(self) -> None:
         """Spawn the runtime; Init then runs on its own until the first ``/next``."""
         self._server = HttpServer(self._runtime_api, max_body=MAX_RESPONSE_BYTES + 64 * 1024,
-                                  too_large=self._too_large)
+                                  too_large=self._too_large, hold_before_pending=True)
         _, port = await self._server.listen("127.0.0.1", 0)
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         os.set_blocking(read_fd, False)
@@ -442,9 +444,18 @@ class Environment:
         if not invocation.future.done():
             invocation.future.set_result(result)
 
+    def _max_memory_mb(self, fresh: bool) -> int:
+        """The environment's peak memory. The peak only grows, so on a busy environment one
+        cgroup read a second is enough; a tail (which the caller reads now) gets a fresh one."""
+        now = time.monotonic()
+        if self.process is not None and (fresh or now - self._memory_read_at > 1.0):
+            self._memory_read_at = now
+            self._memory_mb = self.process.max_memory_used_mb()
+        return self._memory_mb
+
     def _write_report(self, invocation: Invocation, request_id: str, duration_ms: float,
                       init_ms: float | None, status: str | None, error_type: str | None) -> None:
-        max_memory = self.process.max_memory_used_mb() if self.process is not None else 0
+        max_memory = self._max_memory_mb(fresh=invocation.lines is not None or status is not None)
         self._log(self._lines.end(request_id), invocation)
         self._log(self._lines.report(Report(
             request_id, duration_ms, self.target.memory_mb, max_memory, init_ms,

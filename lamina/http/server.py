@@ -106,6 +106,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_size = 0
         self._too_large = False
+        self._feeding = False
         self.on_close: list[Callable[[], None]] = []
 
     # asyncio callbacks -------------------------------------------------------------------------
@@ -127,12 +128,17 @@ class HttpProtocol(asyncio.Protocol):
                 log.exception("connection close hook failed")
 
     def data_received(self, data: bytes) -> None:
+        # Answers produced while this read is parsed go out together, in one write, after it.
+        self._feeding = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(400)
         except httptools.HttpParserError:
             self._fail(400)
+        finally:
+            self._feeding = False
+        self._flush(self.server.hold_before_pending)
 
     # httptools callbacks -----------------------------------------------------------------------
 
@@ -219,7 +225,21 @@ class HttpProtocol(asyncio.Protocol):
         if keep_alive is not None:
             slot.keep_alive = keep_alive
         slot.data = encode_response(response, slot.keep_alive, head_only)
+        if not self._feeding:
+            self._flush(False)
+
+    def _flush(self, hold: bool) -> None:
+        """Write every answer that is ready, in request order.
+
+        With ``hold``, answers stay back while a request that came in the same read is still
+        pending: a runtime that pipelines ``POST /response`` with its next ``GET /next`` then
+        gets the 202 together with its next event, one write and one wake-up instead of two
+        (HOST.md measured +12%). A client that waits for the 202 before asking again never has
+        a pending request behind it, so it gets the 202 at once.
+        """
         if self.closed or self.transport is None:
+            return
+        if hold and any(slot.data is None for slot in self.slots):
             return
         out: list[bytes] = []
         close = False
@@ -247,9 +267,11 @@ class HttpServer:
     """Serves ``handler`` on one or more listening sockets."""
 
     def __init__(self, handler: AnyHandler, max_body: int = 8 * 1024 * 1024,
-                 too_large: Callable[[Request], Response] | None = None) -> None:
+                 too_large: Callable[[Request], Response] | None = None,
+                 hold_before_pending: bool = False) -> None:
         self.handler = handler
         self.max_body = max_body
+        self.hold_before_pending = hold_before_pending
         self.connections: set[HttpProtocol] = set()
         self.pending: set[asyncio.Future[Any]] = set()
         self._servers: list[asyncio.AbstractServer] = []
