@@ -1,9 +1,12 @@
-"""What a freshly forked child does, in the template's process image, before user code runs.
+"""What a forked child does, in the template's process image, before user code runs.
 
-The template forks; the child calls ``become_environment`` and never returns: it either ends in
-the entry (the Python bootstrap's ``main()``, or ``execve``) or exits. Nothing is exec'd for a
-Python entry, so everything the template had is inherited and has to be dealt with here: signal
-handlers, open descriptors, random state, ``sys.path``, the environment.
+A child first runs ``after_fork`` (what does not depend on the request: signals, death signal,
+random state, stdio objects); a spare then parks in ``wait_as_spare`` until the template hands
+it a request, a child forked for a request goes on at once. ``become_environment`` does the
+rest and never returns: it ends in the entry (the Python bootstrap's ``main()``, or
+``execve``) or exits. Nothing is exec'd for a Python entry, so everything the template had is
+inherited and has to be dealt with here: signal handlers, open descriptors, random state,
+``sys.path``, the environment.
 
 The order of the steps is the point of this module (each step notes why it sits where it is).
 A failure before the entry is reported to the launcher as ``child-failed`` (the spawn then raises
@@ -198,6 +201,8 @@ def _mount_environment(config: dict[str, Any]) -> None:
         linux.bind_readonly(config["bind_opt"], "/opt")
     # Only now: /var/task and /opt hold their own mounts, the roots they came from can go.
     linux.umount2(rootfs.HIDDEN, linux.MNT_DETACH)
+    # tmpfs pages are charged to the memory cgroup of whoever writes them: /tmp and /dev/shm
+    # count against the function's memory as well as against their own size.
     size = f"size={config['ephemeral_mb']}m,mode=1777"
     linux.mount("tmpfs", "/tmp", "tmpfs", flags, size)
     linux.mount("tmpfs", "/dev/shm", "tmpfs", flags | linux.MS_NOEXEC, size)

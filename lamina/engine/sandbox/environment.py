@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 
 from lamina.engine.sandbox.api import ExitStatus
 from lamina.engine.sandbox.cgroups import CgroupPool, Slot, memory_mb
@@ -68,6 +69,10 @@ class Environment:
     @property
     def done(self) -> bool:
         return self._done.done()
+
+    def add_done_callback(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the environment ended (``wait`` resolved)."""
+        self._done.add_done_callback(lambda _future: callback())
 
     # -- Owner -----------------------------------------------------------------------------
 

@@ -57,7 +57,7 @@ class _ForkLauncher:
     def __init__(self, code_root: Path, runtime_dir: Path,
                  python_entry_module: str = "lamina_bootstrap",
                  interpreter: Path | str | None = None, *, layers_root: Path | None = None,
-                 preload: Sequence[str] | None = None, spares: int = 1,
+                 preload: Sequence[str] | None = None, spares: int = 2,
                  start_timeout: float = 20.0, spawn_timeout: float = 10.0) -> None:
         self.code_root = Path(os.path.abspath(code_root))
         self.runtime_dir = Path(os.path.abspath(runtime_dir))
@@ -125,7 +125,7 @@ class _ForkLauncher:
             env.no_child()
             raise SpawnFailed(f"cannot write the spawn payload: {exc}") from exc
         self._envs.add(env)
-        env._done.add_done_callback(lambda _f: self._envs.discard(env))
+        env.add_done_callback(lambda: self._envs.discard(env))
         env.attach(*await supervisor.spawn(slot.name if slot else None, payload_fd,
                                            spec.output_fd, env))
         return env
@@ -229,7 +229,7 @@ class NamespaceLauncher(_ForkLauncher):
     def __init__(self, code_root: Path, runtime_dir: Path,
                  python_entry_module: str = "lamina_bootstrap",
                  interpreter: Path | str | None = None, *, layers_root: Path | None = None,
-                 preload: Sequence[str] | None = None, spares: int = 1,
+                 preload: Sequence[str] | None = None, spares: int = 2,
                  start_timeout: float = 20.0, spawn_timeout: float = 10.0,
                  cgroup_parent: str = "lamina",
                  uid_base: int = 20000, prefill_slots: int = 16,
