@@ -8,7 +8,8 @@ launcher -> template
     ``{"op": "spawn", "id": N, "slot": "s3" | null}`` + fds ``[payload]`` or ``[payload, output]``
     ``{"op": "kill", "id": N}``
 template -> launcher
-    ``{"op": "ready"}`` once, when it serves; ``{"op": "fatal", "error": ...}`` before dying
+    ``{"op": "ready"}`` once, when it serves; ``{"op": "fatal", "error": ...}`` before dying;
+    ``{"op": "warning", "message": ...}`` for the server's log
     ``{"op": "failed", "id": N, "error": ...}`` when it could not fork
     ``{"op": "exit", "id": N, "status": raw wait status}``
 child -> launcher (on the inherited template socket, just before user code runs)

@@ -276,6 +276,8 @@ class TemplateSupervisor:
         elif op == "ready":
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
+        elif op == "warning":
+            log.warning("sandbox template: %s", message.get("message"))
         elif op == "fatal":
             self._error = f"the template failed to start: {message.get('error')}"
 

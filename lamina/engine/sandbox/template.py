@@ -107,15 +107,14 @@ class Template:
         gc.collect()
         gc.freeze()
 
-    @staticmethod
-    def _preimport_entry(runtime_dir: str, module: str) -> None:
+    def _preimport_entry(self, runtime_dir: str, module: str) -> None:
         """Import the bootstrap now so children share it; a broken one fails in the child."""
         sys.path.insert(0, runtime_dir)
         try:
             importlib.import_module(module)
-        except Exception as exc:  # reported, and the child will raise it again
-            print(f"lamina-template: cannot pre-import {module}: {exc!r}", file=sys.stderr,
-                  flush=True)
+        except Exception as exc:  # the server logs it; each child will raise it again
+            protocol.send(self.ctl, {"op": "warning",
+                                     "message": f"cannot pre-import {module}: {exc!r}"})
 
     # -- serve -----------------------------------------------------------------------------
 

@@ -98,6 +98,17 @@ def test_exec_failures_are_exit_statuses(runner: Runner, ns: Any, layout: Layout
         status, output, _ = runner.run(runner.execute(ns, runner.spec(entry=ExecEntry(argv))))
         assert status.code == code, (argv, status, output)
         assert "lamina: cannot execute" in output
+    status, output, _ = runner.run(runner.execute(ns, runner.spec(
+        entry=ExecEntry(("/bin/true",), cwd="/var/task/missing"))))
+    assert status.code == 126 and "cannot enter" in output
+
+
+def test_a_missing_bootstrap_is_an_exit_status(runner: Runner, layout: Layout) -> None:
+    launcher = NamespaceLauncher(layout.code_root, layout.runtime_dir, "no_such_bootstrap")
+    runner.run(launcher.start())
+    runner.launchers.append(launcher)
+    status, output, _ = runner.run(runner.execute(launcher, runner.spec()))
+    assert status.code == 1 and "No module named 'no_such_bootstrap'" in output
 
 
 def test_python_entry_errors_are_exit_statuses(runner: Runner, ns: Any) -> None:
