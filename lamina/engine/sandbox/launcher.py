@@ -44,7 +44,7 @@ def default_interpreter() -> Path:
     """
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     candidate = Path(sys.base_prefix) / "bin" / version
-    if candidate.is_file() and os.access(candidate, os.X_OK):
+    if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
         return candidate
     return Path(os.path.realpath(sys.executable))
 
@@ -160,9 +160,9 @@ class _ForkLauncher:
     def _check_host(self) -> str | None:
         if sys.platform != "linux":
             return f"execution environments need Linux (this is {sys.platform})"
-        if not (self.interpreter.is_file() and os.access(self.interpreter, os.X_OK)):
+        if not (os.path.isfile(self.interpreter) and os.access(self.interpreter, os.X_OK)):
             return f"the interpreter {self.interpreter} is not an executable file"
-        if not self.runtime_dir.is_dir():
+        if not os.path.isdir(self.runtime_dir):
             return f"the runtime directory {self.runtime_dir} does not exist"
         return None
 
@@ -245,12 +245,12 @@ class NamespaceLauncher(_ForkLauncher):
         self._topping_up = False
 
     def _check_host(self) -> str | None:
-        reason = super()._check_host()
-        if reason:
-            return reason
         if os.geteuid() != 0:
             return (f"sandboxing needs root (running as uid {os.geteuid()}); "
                     "--insecure-no-sandbox runs functions without isolation")
+        reason = super()._check_host()
+        if reason:
+            return reason
         hierarchies = cgroups.detect_hierarchies()
         missing = cgroups.missing_controllers(hierarchies)
         if missing:
