@@ -43,6 +43,10 @@ class LimitExceeded(StoreError):
     pass
 
 
+class InUse(StoreError):
+    """The row is still referred to (a version an alias points to, say)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class FunctionRecord:
     """One version of a function (``$LATEST`` or a published number) as stored.
@@ -84,6 +88,22 @@ class MetadataStore(Protocol):
     def delete_function(self, name: str) -> list[FunctionRecord]:
         """Delete a function with all its versions and settings; returns what was deleted.
         Raises ``NotFound``."""
+
+    def publish_version(self, record: FunctionRecord, expected_revision_id: str,
+                        expected_last: str | None) -> FunctionRecord:
+        """Store ``record`` as the function's next published version and return it as stored
+        (``version`` is assigned here: one more than any version ever published, so numbers
+        are never reused). ``expected_revision_id`` guards ``$LATEST`` and ``expected_last``
+        (the newest published version the caller compared with, ``None`` for none) guards
+        against a concurrent publish; either mismatch raises ``RevisionMismatch``. Raises
+        ``NotFound`` when the function is gone."""
+
+    def list_versions(self, name: str) -> list[FunctionRecord]:
+        """Every version of a function, ``$LATEST`` first then by number; ``[]`` if none."""
+
+    def delete_version(self, name: str, version: str) -> FunctionRecord:
+        """Delete one published version. Raises ``NotFound``, or ``InUse`` while an alias
+        still routes to it (the check and the delete are one transaction)."""
 
     def get_reserved_concurrency(self, name: str) -> int | None:
         """The function's reserved concurrency, or ``None`` when it has none."""

@@ -58,3 +58,95 @@ function_versions = sa.Table(
     sa.Column("revision_id", sa.String(64), nullable=False),
     sa.Column("last_modified", sa.String(32), nullable=False),
 )
+
+# -- versions, aliases, layers, tags, provisioned concurrency, data keys (branch "catalog") --------
+
+function_version_counters = sa.Table(
+    "function_version_counters",
+    metadata,
+    sa.Column("name", function_name_type(), sa.ForeignKey("functions.name", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("last_version", sa.Integer, nullable=False),  # never reused, even after a delete
+)
+
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("name", function_name_type(), sa.ForeignKey("functions.name", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("alias", sa.String(128), primary_key=True),
+    sa.Column("version", sa.String(32), nullable=False),
+    sa.Column("extra_version", sa.String(32), nullable=True),  # RoutingConfig's one extra
+    sa.Column("extra_weight", sa.Float, nullable=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("revision_id", sa.String(64), nullable=False),
+    # A version an alias routes to cannot be deleted (checked at the end of the statement, so
+    # deleting the whole function, which cascades to both, still works).
+    sa.ForeignKeyConstraint(["name", "version"], ["function_versions.name",
+                                                  "function_versions.version"],
+                            name="fk_aliases_version_function_versions"),
+    sa.ForeignKeyConstraint(["name", "extra_version"], ["function_versions.name",
+                                                        "function_versions.version"],
+                            name="fk_aliases_extra_version_function_versions"),
+)
+
+layers = sa.Table(
+    "layers",
+    metadata,
+    sa.Column("name", sa.String(140), primary_key=True),
+    sa.Column("last_version", sa.Integer, nullable=False),  # never reused, even after a delete
+)
+
+layer_versions = sa.Table(
+    "layer_versions",
+    metadata,
+    sa.Column("name", sa.String(140), sa.ForeignKey("layers.name", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),  # hex sha256 of the zip (a blob)
+    sa.Column("code_size", sa.BigInteger, nullable=False),
+    sa.Column("unzipped_size", sa.BigInteger, nullable=False),
+    sa.Column("runtimes", sa.Text, nullable=False),  # JSON list
+    sa.Column("architectures", sa.Text, nullable=False),  # JSON list
+    sa.Column("license", sa.Text, nullable=True),
+    sa.Column("created", sa.String(40), nullable=False),
+    sa.Column("policy", sa.Text, nullable=True),  # JSON list of statements
+    sa.Column("policy_revision", sa.String(64), nullable=True),
+)
+
+function_tags = sa.Table(
+    "function_tags",
+    metadata,
+    sa.Column("name", function_name_type(), sa.ForeignKey("functions.name", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+)
+
+provisioned_concurrency = sa.Table(
+    "provisioned_concurrency",
+    metadata,
+    sa.Column("name", function_name_type(), sa.ForeignKey("functions.name", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("qualifier", sa.String(128), primary_key=True),  # a version or an alias
+    sa.Column("requested", sa.Integer, nullable=False),
+    sa.Column("last_modified", sa.String(40), nullable=False),
+)
+
+data_keys = sa.Table(
+    "data_keys",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("owner", function_name_type(), nullable=False, unique=True),
+    sa.Column("master_key_id", sa.String(64), nullable=False),
+    sa.Column("wrapped", sa.Text, nullable=False),  # base64 of nonce + AES-GCM(master, key)
+    sa.Column("created", sa.Float, nullable=False),
+)
+
+key_ring_state = sa.Table(
+    "key_ring_state",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),  # one row, id 1
+    sa.Column("active_master_key_id", sa.String(64), nullable=False),
+)

@@ -17,6 +17,7 @@ How concurrency is made safe, on both backends at once:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import json
 import os
@@ -34,12 +35,14 @@ from lamina.store.api import (
     LATEST,
     AlreadyExists,
     FunctionRecord,
+    InUse,
     LimitExceeded,
     NotFound,
     RevisionMismatch,
     StoreError,
 )
 from lamina.store.migrations import upgrade_to_head
+from lamina.store.schema import function_version_counters as counters
 from lamina.store.schema import function_versions as fv
 from lamina.store.schema import functions
 
@@ -164,6 +167,60 @@ class SqlMetadataStore:
             # Versions (and, later, aliases, policies ...) go with it by ON DELETE CASCADE.
             conn.execute(sa.delete(functions).where(functions.c.name == name))
         return sorted((_record(row) for row in rows), key=lambda r: _version_key(r.version))
+
+    # -- published versions -------------------------------------------------------------------
+
+    def publish_version(self, record: FunctionRecord, expected_revision_id: str,
+                        expected_last: str | None) -> FunctionRecord:
+        with self._write() as conn:
+            found = conn.execute(
+                sa.select(functions.c.created).where(functions.c.name == record.name)
+                .with_for_update()
+            ).one_or_none()
+            latest = conn.execute(
+                sa.select(fv.c.revision_id).where(fv.c.name == record.name,
+                                                  fv.c.version == LATEST)
+            ).scalar_one_or_none()
+            if found is None or latest is None:
+                raise NotFound(record.name)
+            if latest != expected_revision_id:
+                raise RevisionMismatch(f"{record.name}:{LATEST} is at revision {latest}")
+            newest = _newest_published(conn, record.name)
+            if newest != expected_last:
+                raise RevisionMismatch(f"{record.name} was published meanwhile ({newest})")
+            last = conn.execute(
+                sa.select(counters.c.last_version).where(counters.c.name == record.name)
+            ).scalar_one_or_none()
+            number = (last or 0) + 1
+            if last is None:
+                conn.execute(sa.insert(counters).values(name=record.name, last_version=number))
+            else:
+                conn.execute(sa.update(counters).where(counters.c.name == record.name)
+                             .values(last_version=number))
+            stored = dataclasses.replace(record, version=str(number), created=found.created)
+            conn.execute(sa.insert(fv).values(**_version_row(stored)))
+        return stored
+
+    def list_versions(self, name: str) -> list[FunctionRecord]:
+        with self._read() as conn:
+            rows = conn.execute(_select_records().where(fv.c.name == name)).all()
+        return sorted((_record(row) for row in rows), key=lambda r: _version_key(r.version))
+
+    def delete_version(self, name: str, version: str) -> FunctionRecord:
+        if version == LATEST:
+            raise ValueError(f"{LATEST} goes only with the whole function")
+        stmt = _select_records().where(fv.c.name == name, fv.c.version == version)
+        try:
+            with self._write() as conn:
+                row = conn.execute(stmt).one_or_none()
+                if row is None:
+                    raise NotFound(f"{name}:{version}")
+                # Aliases refer to the versions they route to by foreign key: a version still
+                # routed to cannot go, and the database decides it inside this transaction.
+                conn.execute(sa.delete(fv).where(fv.c.name == name, fv.c.version == version))
+        except sa.exc.IntegrityError as exc:
+            raise InUse(f"{name}:{version}") from exc
+        return _record(row)
 
     # -- concurrency reservations -------------------------------------------------------------
 
@@ -331,6 +388,13 @@ def _record(row: sa.Row[Any]) -> FunctionRecord:
         last_modified=row.last_modified,
         created=row.created,
     )
+
+
+def _newest_published(conn: sa.Connection, name: str) -> str | None:
+    versions = conn.execute(
+        sa.select(fv.c.version).where(fv.c.name == name, fv.c.version != LATEST)
+    ).scalars()
+    return max(versions, key=_version_key, default=None)
 
 
 def _version_key(version: str) -> tuple[int, int, str]:
