@@ -39,7 +39,8 @@ def start(args: list[str], env: dict[str, str] | None = None) -> tuple[subproces
                 return process, url
         except OSError:
             if process.poll() is not None:
-                raise RuntimeError(process.stdout.read().decode() if process.stdout else "")
+                output = process.stdout.read().decode() if process.stdout else ""
+                raise RuntimeError(output) from None
             time.sleep(0.05)
     process.kill()
     raise RuntimeError("emulator did not start")

@@ -4,7 +4,8 @@ Every Lambda API request goes: verify the SigV4 signature → resolve the route 
 model → parse → validate against the model → the operation → serialise. Errors of any stage
 become Lambda's error response in one place (``serialize_error``). Besides the Lambda API, the
 endpoint serves a few lamina paths under ``/_lamina/``: the health check and presigned code
-downloads (no credentials, by design), and signed endpoints for the CLI (logs, stats).
+downloads (no credentials, by design), and signed endpoints for the CLI (logs, stats, the async
+queue).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from collections.abc import Awaitable
 from typing import Any
 
@@ -21,17 +21,31 @@ from lamina.api.code_urls import PREFIX as CODE_PREFIX
 from lamina.api.code_urls import CodeUrls
 from lamina.api.context import ApiContext
 from lamina.api.model import resolve
+from lamina.api.naming import LATEST
 from lamina.api.operations import OPERATIONS, Call, load_all
-from lamina.api.parse import parse_request
+from lamina.api.operations.invoke import MAX_SYNC_PAYLOAD
+from lamina.api.parse import check_json_payload, parse_request
 from lamina.api.serialize import serialize_error, serialize_response
 from lamina.api.validate import validate
-from lamina.errors import InternalError, NotImplementedYet, ResourceNotFound, ServiceError
+from lamina.engine.api import InvokeRequest
+from lamina.errors import (
+    InternalError,
+    NotImplementedYet,
+    RequestTooLarge,
+    ResourceNotFound,
+    ServiceError,
+)
 from lamina.http.types import Request, Response
 from lamina.identity.authorize import Authorizer
+from lamina.observe.ids import new_request_id, new_trace_id
 
 log = logging.getLogger(__name__)
 
 _JSON = ("content-type", "application/json")
+_JSON_TYPE = ("Content-Type", "application/json")
+_INVOKE_PREFIX = "/2015-03-31/functions/"
+_INVOKE_SUFFIX = "/invocations"
+
 
 
 class LaminaApp:
@@ -45,12 +59,59 @@ class LaminaApp:
         load_all()
 
     def handle(self, request: Request) -> Response | Awaitable[Response]:
-        if request.path.startswith("/_lamina/"):
+        path = request.path
+        if path.startswith(_INVOKE_PREFIX) and path.endswith(_INVOKE_SUFFIX) \
+                and request.method == "POST":
+            return self._invoke(request)
+        if path.startswith("/_lamina/"):
             return self._lamina(request)
         return self._lambda_api(request)
 
-    async def _lambda_api(self, request: Request) -> Response:
-        request_id = str(uuid.uuid4())
+    async def _invoke(self, request: Request) -> Response:
+        """Invoke of a warm, cached ``$LATEST`` or version, synchronously: the hot path.
+
+        It does what the general pipeline does (verify, check the name and the payload,
+        authorize, invoke, answer in the operation's shape) with a fraction of the code, because
+        on this path every instruction shows in the latency (HOST.md). Anything else — an
+        alias, a client context, a log tail, another invocation type, a function not in the
+        cache yet — takes the general pipeline, which also fills the cache.
+        """
+        request_id = new_request_id()
+        try:
+            principal = self.verifier.verify(request)
+            headers = request.headers
+            name = request.path[len(_INVOKE_PREFIX):-len(_INVOKE_SUFFIX)]
+            qualifier = request.query_value("Qualifier") if request.query_string else None
+            if (headers.get("x-amz-invocation-type", "RequestResponse") != "RequestResponse"
+                    or "x-amz-client-context" in headers
+                    or headers.get("x-amz-log-type", "None") != "None"
+                    or "%" in name or ":" in name
+                    or (qualifier is not None and qualifier != LATEST
+                        and not qualifier.isdigit())):
+                return await self._lambda_api(request, request_id)
+            cached = self.context.cache.get(name, qualifier or LATEST)
+            if cached is None:
+                return await self._lambda_api(request, request_id)
+            target = cached[1]
+            self.authorizer.check(principal, "Invoke", target.function_arn)
+            payload = request.body or b"{}"
+            if len(payload) > MAX_SYNC_PAYLOAD:
+                raise RequestTooLarge(f"Request must be smaller than {MAX_SYNC_PAYLOAD} bytes "
+                                      "for the InvokeFunction operation")
+            check_json_payload(payload)
+            invoked_arn = target.function_arn if qualifier is None else target.qualified_arn
+            result = await self.context.engine.invoke(target, InvokeRequest(
+                payload, request_id, invoked_arn, new_trace_id(headers.get("x-amzn-trace-id"))))
+        except ServiceError as exc:
+            return serialize_error(exc, request_id)
+        out = [_JSON_TYPE, ("X-Amz-Executed-Version", result.executed_version),
+               ("x-amzn-RequestId", request_id)]
+        if result.function_error:
+            out.append(("X-Amz-Function-Error", result.function_error))
+        return Response(200, out, result.payload)
+
+    async def _lambda_api(self, request: Request, request_id: str | None = None) -> Response:
+        request_id = request_id or new_request_id()
         operation = None
         try:
             principal = self.verifier.verify(request)
@@ -90,7 +151,7 @@ class LaminaApp:
         return self._signed_lamina(request)
 
     async def _signed_lamina(self, request: Request) -> Response:
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         try:
             principal = self.verifier.verify(request)
             self.authorizer.check(principal, "ReadLaminaInternals", "*")
@@ -99,9 +160,23 @@ class LaminaApp:
                 return await self._logs(request, path[len("/_lamina/logs/"):])
             if path == "/_lamina/stats" and request.method == "GET":
                 return Response(200, [_JSON], json.dumps(self.context.engine.stats()).encode())
+            if path == "/_lamina/async" and request.method == "GET":
+                return await self._async_queue(request)
             raise ResourceNotFound(f"No such lamina path: {path}")
         except ServiceError as exc:
             return serialize_error(exc, request_id)
+
+    async def _async_queue(self, request: Request) -> Response:
+        """Queue depth and oldest event age per function (``?function=`` for one), and the
+        dispatcher's counters."""
+        if self.context.async_events is None:
+            raise ResourceNotFound("This server has no async event queue.")
+        document = await self.context.async_events.stats()
+        wanted = request.query_value("function")
+        if wanted:
+            document["functions"] = {k: v for k, v in document["functions"].items()
+                                     if k == wanted}
+        return Response(200, [_JSON], json.dumps(document).encode())
 
     async def _logs(self, request: Request, function: str) -> Response:
         """A function's log events (its log group, as LoggingConfig names it)."""
