@@ -25,6 +25,7 @@ from lamina.api.code_urls import CodeUrls, load_key
 from lamina.api.context import ApiContext
 from lamina.api.lifecycle import settle_all
 from lamina.api.naming import Naming
+from lamina.api.operations.invoke import resolve_target
 from lamina.api.serialize import serialize_error
 from lamina.engine.context import EngineContext
 from lamina.engine.runtimes import RUNTIMES_DIR
@@ -36,10 +37,14 @@ from lamina.http.types import Request, Response
 from lamina.identity.authorize import Authorizer
 from lamina.identity.root import RootCredentials, credentials_path, load_or_create
 from lamina.identity.sessions import SessionRegistry
+from lamina.invoke.api import Resolved
+from lamina.invoke.dispatcher import Dispatcher, DispatcherSettings
 from lamina.observe.logstore import LogStore
 from lamina.settings import Settings
 from lamina.store.blobs import FileBlobStore
+from lamina.store.events import SqlEventInvokeConfigs, SqlEventQueue
 from lamina.store.registry import open_store
+from lamina.store.sql import SqlMetadataStore
 
 log = logging.getLogger("lamina")
 
@@ -64,6 +69,29 @@ def _too_large(request: Request) -> Response:
         error = RequestEntityTooLarge(
             f"Request must be smaller than {MAX_REQUEST_BYTES} bytes for the operation")
     return serialize_error(error)
+
+
+def make_dispatcher(settings: Settings, context: ApiContext) -> Dispatcher:
+    """The async queue's dispatcher, on the metadata store's database, delivering through the
+    same resolution (qualifiers, aliases, cache) and engine as synchronous invokes."""
+    store = context.store
+    if not isinstance(store, SqlMetadataStore):
+        raise TypeError("the async event queue needs an SQL metadata store")
+
+    async def resolve(name: str, qualifier: str | None) -> Resolved:
+        record, target = await resolve_target(context, name, qualifier)
+        dead_letter = (record.config.get("DeadLetterConfig") or {}).get("TargetArn") or None
+        return Resolved(target, record.created, dead_letter)
+
+    return Dispatcher(
+        SqlEventQueue(store), SqlEventInvokeConfigs(store), resolve, context.engine.invoke,
+        store.reserved_concurrency,
+        DispatcherSettings(retry_base_s=settings.async_retry_base_seconds,
+                           default_max_age_s=settings.async_max_event_age_seconds,
+                           poll_s=settings.async_poll_seconds,
+                           share=min(1.0, max(0.01, settings.async_share)),
+                           max_per_function=settings.async_max_concurrency,
+                           account_limit=settings.account_concurrency))
 
 
 def banner(settings: Settings, endpoint: str, credentials: RootCredentials) -> str:
@@ -144,12 +172,15 @@ async def serve(settings: Settings) -> int:
     code_urls = CodeUrls(load_key(data_dir), blobs, settings.code_url_ttl)
     context = ApiContext(settings, naming, store, blobs, scheduler, logs, code_root,
                          code_url=code_urls.url)
+    dispatcher = make_dispatcher(settings, context)
+    context.async_events = dispatcher
     app = LaminaApp(context, SigV4Verifier(lookup_secret, settings.region), code_urls,
                     Authorizer(credentials.access_key_id, sessions))
     app_holder.append(app)
     logs.start()
     scheduler.start()
     await settle_all(context)
+    await dispatcher.start()
 
     (data_dir / SERVER_FILE).write_text(json.dumps({"endpoint": endpoint, "pid": os.getpid(),
                                                     "region": settings.region}))
@@ -170,6 +201,7 @@ async def serve(settings: Settings) -> int:
     print("lamina: shutting down", flush=True)
     app.ready = False
     await http.close()
+    await dispatcher.stop()  # before the engine: deliveries in flight may finish meanwhile
     await scheduler.close()
     await launcher.close()
     for task in list(context.background):

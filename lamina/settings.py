@@ -67,6 +67,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", "INFO", "Level of lamina's own log (DEBUG, INFO, WARNING, ERROR)."),
     Setting("insecure_no_sandbox", False,
             "Run functions without namespaces or cgroups (unsafe).", _bool),
+    Setting("async_retry_base_seconds", 60.0,
+            "Wait before retrying a failed async invocation (the second retry waits twice as "
+            "long).", float),
+    Setting("async_max_event_age_seconds", 21600,
+            "Maximum event age of functions whose event invoke config sets none.", int),
+    Setting("async_share", 0.8,
+            "Share of a function's concurrency async events may hold at once (the rest stays "
+            "free for synchronous invokes).", float),
+    Setting("async_max_concurrency", 100,
+            "Most async invocations of one function without reserved concurrency in flight at "
+            "once.", int),
+    Setting("async_poll_seconds", 1.0,
+            "How often the async dispatcher looks for due events it was not told of (lapsed "
+            "leases, other nodes).", float),
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -94,6 +108,11 @@ class Settings:
     code_url_ttl: int = 600
     log_level: str = "INFO"
     insecure_no_sandbox: bool = False
+    async_retry_base_seconds: float = 60.0
+    async_max_event_age_seconds: int = 21600
+    async_share: float = 0.8
+    async_max_concurrency: int = 100
+    async_poll_seconds: float = 1.0
 
     @property
     def resolved_database_url(self) -> str:

@@ -15,6 +15,7 @@ from lamina.engine.envvars import check_user_variables
 from lamina.engine.platform_logs import RUNTIME_VERSIONS
 from lamina.engine.runtimes import resolve_runtime
 from lamina.errors import InvalidParameterValue
+from lamina.invoke.destinations import parse_function_arn
 from lamina.store.api import FunctionRecord
 
 DEFAULT_TIMEOUT = 3
@@ -112,11 +113,21 @@ def _check(config: Mapping[str, Any]) -> None:
     if not MIN_EPHEMERAL <= size <= MAX_EPHEMERAL:
         raise InvalidParameterValue(
             f"EphemeralStorage.Size must be between {MIN_EPHEMERAL} and {MAX_EPHEMERAL} MB.")
+    _check_dead_letter(config.get("DeadLetterConfig") or {})
     logging = config.get("LoggingConfig") or {}
     if logging.get("LogFormat", "Text") == "Text" and (
             logging.get("ApplicationLogLevel") or logging.get("SystemLogLevel")):
         raise InvalidParameterValue(
             "To set ApplicationLogLevel or SystemLogLevel, LogFormat must be JSON.")
+
+
+def _check_dead_letter(dead_letter: Mapping[str, Any]) -> None:
+    """lamina's dead-letter targets are functions (no SQS or SNS); an empty ARN removes it."""
+    arn = dead_letter.get("TargetArn") or ""
+    if arn and parse_function_arn(arn) is None:
+        raise InvalidParameterValue(
+            f"The DeadLetterConfig target {arn} is invalid: lamina sends dead letters to Lambda "
+            "functions only (arn:aws:lambda:<region>:<account>:function:<name>).")
 
 
 def describe(record: FunctionRecord, naming: Naming) -> dict[str, Any]:

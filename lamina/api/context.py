@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from lamina.api.naming import Naming
 from lamina.engine.api import FunctionTarget
 from lamina.engine.scheduler import Scheduler
+from lamina.invoke.api import AsyncInvocations
 from lamina.observe.logstore import LogStore
 from lamina.settings import Settings
 from lamina.store.api import BlobStore, FunctionRecord, MetadataStore
@@ -73,6 +74,7 @@ class ApiContext:
     cache: FunctionCache = dataclasses.field(default_factory=FunctionCache)
     background: set[asyncio.Task[Any]] = dataclasses.field(default_factory=set)
     code_url: Callable[[str, str, str], str] | None = None  # (host, name, sha) -> URL
+    async_events: AsyncInvocations | None = None  # the durable async queue (lamina/invoke)
 
     async def db(self, method: Callable[..., T], *args: Any) -> T:
         """Run a blocking store call off the event loop."""

@@ -59,6 +59,45 @@ function_versions = sa.Table(
     sa.Column("last_modified", sa.String(32), nullable=False),
 )
 
+# -- the asynchronous invocation queue (migration branch "async_events") ------------------------
+
+async_events = sa.Table(
+    "async_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("function_name", function_name_type(), nullable=False),
+    sa.Column("qualifier", sa.String(128), nullable=True),
+    sa.Column("function_created", sa.Float, nullable=True),  # tells a re-created function apart
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("invoked_arn", sa.String(300), nullable=False),
+    sa.Column("trace_id", sa.Text, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("enqueued_at", sa.Float, nullable=False),  # unix time, for the maximum event age
+    sa.Column("visible_at", sa.Float, nullable=False),  # claimable from then (due or lease end)
+    sa.Column("owner", sa.String(64), nullable=True),  # the dispatcher holding the lease
+    sa.Column("invoke_count", sa.Integer, nullable=False),  # runs that reached the function
+    sa.Column("requeues", sa.Integer, nullable=False),  # throttles and platform errors so far
+    sa.Column("depth", sa.Integer, nullable=False),  # destination hops that led to this event
+    sa.Column("last_result", sa.Text, nullable=True),  # JSON of the last attempt's outcome
+    sa.Index("ix_async_events_due", "function_name", "visible_at", "id"),
+    sa.Index("ix_async_events_owner", "owner"),
+)
+
+event_invoke_configs = sa.Table(
+    "event_invoke_configs",
+    metadata,
+    sa.Column(
+        "function_name",
+        function_name_type(),
+        sa.ForeignKey("functions.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("qualifier", sa.String(128), primary_key=True),
+    sa.Column("config", sa.Text, nullable=False),  # Lambda's JSON members, as given
+    sa.Column("last_modified", sa.Float, nullable=False),
+)
+
 # -- versions, aliases, layers, tags, provisioned concurrency, data keys (branch "catalog") --------
 
 function_version_counters = sa.Table(

@@ -36,6 +36,12 @@ def operation(name: str) -> Callable[[Operation], Operation]:
 
 def load_all() -> dict[str, Operation]:
     """Import every operation module so that each registers itself."""
-    from lamina.api.operations import account, concurrency, functions, invoke  # noqa: F401
+    from lamina.api.operations import (  # noqa: F401
+        account,
+        concurrency,
+        event_invoke_config,
+        functions,
+        invoke,
+    )
 
     return OPERATIONS

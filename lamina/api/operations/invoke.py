@@ -1,8 +1,8 @@
 """Invoke (RequestResponse, Event, DryRun) and the older InvokeAsync.
 
 The warm path reads no database: the function's target comes from the in-memory cache, which
-every write invalidates. Event invocations answer 202 and run in the background; making them
-durable, retried and routed to destinations belongs to the async-invocation part.
+every write invalidates. Event invocations (and InvokeAsync) answer 202 only once the event is
+committed to the durable queue of ``lamina/invoke``, which retries it and routes its outcome.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ import base64
 import binascii
 import json
 import logging
-import os
 import time
-import uuid
 from typing import Any
 
 from lamina.api.context import ApiContext, target_from_record
@@ -23,13 +21,14 @@ from lamina.api.operations import Call, operation
 from lamina.api.parse import check_json_payload
 from lamina.engine.api import FunctionTarget, InvokeRequest
 from lamina.errors import (
+    InternalError,
     InvalidRequestContent,
     RequestTooLarge,
     ResourceConflict,
     ResourceNotFound,
-    ServiceError,
-    TooManyRequests,
 )
+from lamina.invoke.api import NewEvent
+from lamina.observe.ids import new_trace_id
 from lamina.store.api import FunctionRecord
 
 log = logging.getLogger(__name__)
@@ -71,12 +70,6 @@ async def resolve_target(context: ApiContext, name_param: str,
     return record, target
 
 
-def _trace_id(header: str | None) -> str:
-    if header and "Root=" in header:
-        return header
-    return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Sampled=0"
-
-
 def _client_context(encoded: str | None) -> str | None:
     if not encoded:
         return None
@@ -105,7 +98,7 @@ def _payload(raw: bytes | None, limit: int, operation_name: str) -> bytes:
 async def invoke(call: Call) -> dict[str, Any]:
     context, params = call.context, call.params
     invocation_type = params.get("InvocationType") or "RequestResponse"
-    _, target = await resolve_target(context, params["FunctionName"],
+    record, target = await resolve_target(context, params["FunctionName"],
                                           params.get("Qualifier"))
     if invocation_type == "DryRun":
         return {"StatusCode": 204}
@@ -116,13 +109,13 @@ async def invoke(call: Call) -> dict[str, Any]:
         payload=payload,
         request_id=call.request_id,
         invoked_arn=context.naming.function_arn(target.name, qualifier),
-        trace_id=_trace_id(call.request.headers.get("x-amzn-trace-id")),
+        trace_id=new_trace_id(call.request.headers.get("x-amzn-trace-id")),
         client_context=_client_context(params.get("ClientContext")),
         tail_log=params.get("LogType") == "Tail" and invocation_type == "RequestResponse",
     )
     if invocation_type == "Event":
-        request.client_context = None  # Lambda passes it to synchronous invocations only
-        context.spawn(run_event(context, target, request))
+        # Lambda passes the client context to synchronous invocations only.
+        await _enqueue(context, record, qualifier, request)
         return {"StatusCode": 202}
     result = await context.engine.invoke(target, request)
     output: dict[str, Any] = {"StatusCode": 200, "Payload": result.payload,
@@ -137,35 +130,23 @@ async def invoke(call: Call) -> dict[str, Any]:
 @operation("InvokeAsync")
 async def invoke_async(call: Call) -> dict[str, Any]:
     context, params = call.context, call.params
-    _, target = await resolve_target(context, params["FunctionName"], None)
+    record, target = await resolve_target(context, params["FunctionName"], None)
     body = params.get("InvokeArgs")
     raw = body.read() if hasattr(body, "read") else body
     payload = _payload(raw, MAX_ASYNC_PAYLOAD, "InvokeAsync")
     request = InvokeRequest(payload=payload, request_id=call.request_id,
-                            invoked_arn=target.function_arn, trace_id=_trace_id(None))
-    context.spawn(run_event(context, target, request))
+                            invoked_arn=target.function_arn, trace_id=new_trace_id(None))
+    await _enqueue(context, record, None, request)
     return {"Status": 202}
 
 
-async def run_event(context: ApiContext, target: FunctionTarget, request: InvokeRequest,
-                    attempts: int = 3) -> None:
-    """Run an Event invocation in the background, retrying throttles with a short backoff."""
-    delay = 1.0
-    for attempt in range(attempts):
-        try:
-            await context.engine.invoke(target, request)
-            return
-        except TooManyRequests:
-            if attempt + 1 == attempts:
-                log.warning("event %s for %s dropped: throttled", request.request_id,
-                            target.name)
-                return
-            await asyncio.sleep(delay)
-            delay *= 2
-        except ServiceError as exc:
-            log.warning("event %s for %s failed: %s", request.request_id, target.name, exc)
-            return
+async def _enqueue(context: ApiContext, record: FunctionRecord, qualifier: str | None,
+                   request: InvokeRequest) -> None:
+    """Commit an Event invocation to the durable queue; the 202 may go out once this returns."""
+    if context.async_events is None:
+        raise InternalError("Asynchronous invocation is not available on this server.")
+    await context.async_events.submit(NewEvent(
+        function_name=record.name, qualifier=qualifier, request_id=request.request_id,
+        invoked_arn=request.invoked_arn, trace_id=request.trace_id, payload=request.payload,
+        enqueued_at=time.time(), function_created=record.created))
 
-
-def new_request_id() -> str:
-    return str(uuid.uuid4())
