@@ -186,6 +186,9 @@ class Dispatcher:
     async def _run_lane(self, name: str, lane: _Lane) -> None:
         page: deque[QueuedEvent] = deque()
         try:
+            # A reservation set a moment ago (before a burst, typically) must bound the lane
+            # from its first claim; later changes are picked up by the sweeper.
+            await self._refresh_reserved()
             while not self._stopping:
                 lane.poked = False
                 blocked = self.concurrency.blocked(name)

@@ -1,5 +1,6 @@
 """Tells the test what it received: POSTs each event to RECORD_URL (the test's collector on the
-host's loopback), then acts on event["action"] when the event asks for something."""
+host's loopback), then acts on event["action"] when the event asks for something, or fails
+every time with ALWAYS_FAIL set."""
 
 import json
 import os
@@ -17,6 +18,8 @@ def _record(event, context):
 
 def handler(event, context):
     _record(event, context)
+    if os.environ.get("ALWAYS_FAIL"):
+        raise RuntimeError("this function always fails")
     action = event.get("action") if isinstance(event, dict) else None
     if action == "fail":
         raise ValueError(event.get("message", "failed on purpose"))
