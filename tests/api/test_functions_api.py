@@ -245,3 +245,34 @@ def test_account_settings_and_reserved_concurrency(lam: Any) -> None:
     assert lam.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 5
     lam.delete_function_concurrency(FunctionName=name)
     assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(FunctionName=name)
+
+
+def test_request_body_over_the_limit_is_refused(lam: Any) -> None:
+    too_big = os.urandom(54 * 1024 * 1024)  # base64 in JSON: over the 70 MB body limit
+    with pytest.raises(botocore.exceptions.ClientError) as failure:
+        lam.create_function(FunctionName=unique("huge"), Runtime="python3.11", Role=ROLE,
+                            Handler="app.handler", Code={"ZipFile": too_big})
+    assert failure.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+    assert error_code(failure.value) == "RequestEntityTooLargeException"
+
+
+def test_concurrent_updates_never_interleave(lam: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    name = create(lam, HELLO)
+
+    def update(index: int) -> str:
+        try:
+            lam.update_function_configuration(FunctionName=name, Description=f"writer-{index}",
+                                              Timeout=10 + index)
+            return f"writer-{index}"
+        except lam.exceptions.ResourceConflictException:
+            return "conflict"
+
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = list(pool.map(update, range(6)))
+    winners = [o for o in outcomes if o != "conflict"]
+    assert winners, outcomes
+    final = wait_ready(lam, name)
+    assert final["Description"] in winners
+    assert final["Timeout"] == 10 + int(final["Description"].split("-")[1])
