@@ -18,9 +18,10 @@ migration branch) and its transactions, so the same code serves SQLite and Postg
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -36,7 +37,6 @@ from lamina.store.api import NotFound
 from lamina.store.schema import async_events as ev
 from lamina.store.schema import event_invoke_configs as eic
 from lamina.store.schema import functions
-from lamina.store.sql import SqlMetadataStore
 
 _CHUNK = 500  # ids per IN list, well under every backend's limit of bound parameters
 
@@ -52,10 +52,21 @@ FROM names WHERE name IS NOT NULL
 """)
 
 
+class SharedDatabase(Protocol):
+    """What a feature store needs of the metadata store (``SqlMetadataStore`` has it, and so
+    do the stores that wrap one)."""
+
+    @property
+    def engine(self) -> sa.Engine: ...
+
+    def transaction(self, write: bool = False) -> contextlib.AbstractContextManager[
+            sa.Connection]: ...
+
+
 class SqlEventQueue:
     """``EventQueue`` on the metadata store's database."""
 
-    def __init__(self, store: SqlMetadataStore) -> None:
+    def __init__(self, store: SharedDatabase) -> None:
         self._store = store
         self.single_process = store.engine.dialect.name == "sqlite"
 
@@ -140,7 +151,7 @@ class SqlEventQueue:
 class SqlEventInvokeConfigs:
     """``EventInvokeConfigs`` on the metadata store's database."""
 
-    def __init__(self, store: SqlMetadataStore) -> None:
+    def __init__(self, store: SharedDatabase) -> None:
         self._store = store
 
     def put_config(self, record: EventInvokeConfigRecord) -> None:
