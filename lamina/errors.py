@@ -122,6 +122,22 @@ class UnknownOperation(_UserError):
     code, status = "UnknownOperationException", 404
 
 
+class ProvisionedConcurrencyConfigNotFound(_UserError):
+    code, status = "ProvisionedConcurrencyConfigNotFoundException", 404
+
+
+class KMSAccessDenied(ServiceError):
+    """The function's environment variables could not be decrypted (altered ciphertext)."""
+
+    code, status = "KMSAccessDeniedException", 502
+
+
+class KMSNotFound(ServiceError):
+    """A key needed to decrypt the environment variables is gone."""
+
+    code, status = "KMSNotFoundException", 502
+
+
 class NotImplementedYet(ServiceError):
     """An operation of the Lambda API that lamina does not serve yet."""
 

@@ -18,9 +18,12 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import cast
 
+from lamina.api import provisioning
 from lamina.api.app import LaminaApp
 from lamina.api.auth import SigV4Verifier
+from lamina.api.catalog import Catalog
 from lamina.api.code_urls import CodeUrls, load_key
 from lamina.api.context import ApiContext
 from lamina.api.lifecycle import settle_all
@@ -40,6 +43,10 @@ from lamina.identity.sessions import SessionRegistry
 from lamina.invoke.api import Resolved
 from lamina.invoke.dispatcher import Dispatcher, DispatcherSettings
 from lamina.observe.logstore import LogStore
+from lamina.secrets.datakeys import SqlDataKeyStore
+from lamina.secrets.envelope import Envelope
+from lamina.secrets.keyring import KeyRingError, MasterKeyRing
+from lamina.secrets.sealed_store import SealedMetadataStore
 from lamina.settings import Settings
 from lamina.store.blobs import FileBlobStore
 from lamina.store.events import SqlEventInvokeConfigs, SqlEventQueue
@@ -52,12 +59,26 @@ MAX_REQUEST_BYTES = 70 * 1024 * 1024  # a 50 MB zip, base64-encoded, in a JSON b
 SERVER_FILE = "server.json"
 
 
-def make_launcher(settings: Settings, code_root: Path) -> Launcher:
+def make_launcher(settings: Settings, code_root: Path, layers_root: Path) -> Launcher:
     from lamina.engine.sandbox.launcher import NamespaceLauncher, UnsandboxedLauncher
 
     if settings.insecure_no_sandbox:
-        return UnsandboxedLauncher(code_root=code_root, runtime_dir=RUNTIMES_DIR / "python")
-    return NamespaceLauncher(code_root=code_root, runtime_dir=RUNTIMES_DIR / "python")
+        return UnsandboxedLauncher(code_root=code_root, runtime_dir=RUNTIMES_DIR / "python",
+                                   layers_root=layers_root)
+    return NamespaceLauncher(code_root=code_root, runtime_dir=RUNTIMES_DIR / "python",
+                             layers_root=layers_root)
+
+
+def open_sealed_store(settings: Settings) -> tuple[SealedMetadataStore, SqlMetadataStore]:
+    """The metadata store with environment variables sealed by the master key ring (created
+    on first start), and the raw store the catalog's feature stores share."""
+    raw = cast(SqlMetadataStore, open_store(settings.resolved_database_url))
+    try:
+        ring = MasterKeyRing.open(settings.resolved_master_key_file)
+    except BaseException:
+        raw.close()
+        raise
+    return SealedMetadataStore(raw, Envelope(ring, SqlDataKeyStore(raw))), raw
 
 
 def _too_large(request: Request) -> Response:
@@ -71,13 +92,11 @@ def _too_large(request: Request) -> Response:
     return serialize_error(error)
 
 
-def make_dispatcher(settings: Settings, context: ApiContext) -> Dispatcher:
-    """The async queue's dispatcher, on the metadata store's database, delivering through the
-    same resolution (qualifiers, aliases, cache) and engine as synchronous invokes."""
-    store = context.store
-    if not isinstance(store, SqlMetadataStore):
-        raise TypeError("the async event queue needs an SQL metadata store")
-
+def make_dispatcher(settings: Settings, context: ApiContext,
+                    store: SqlMetadataStore) -> Dispatcher:
+    """The async queue's dispatcher, on the metadata store's database (``store``: the raw one,
+    under the sealing of environment variables), delivering through the same resolution
+    (qualifiers, aliases, cache) and engine as synchronous invokes."""
     async def resolve(name: str, qualifier: str | None) -> Resolved:
         record, target = await resolve_target(context, name, qualifier)
         dead_letter = (record.config.get("DeadLetterConfig") or {}).get("TargetArn") or None
@@ -121,8 +140,11 @@ async def serve(settings: Settings) -> int:
     code_root = data_dir / "code"
     code_root.mkdir(exist_ok=True)
     os.chmod(code_root, 0o711)  # the sandbox template binds trees from here; nothing lists it
+    layers_root = data_dir / "layers"  # merged layer trees (/opt), bound the same way
+    layers_root.mkdir(exist_ok=True)
+    os.chmod(layers_root, 0o711)
 
-    launcher = make_launcher(settings, code_root)
+    launcher = make_launcher(settings, code_root, layers_root)
     reason = launcher.unavailable_reason()
     if reason is not None:
         print(f"lamina: cannot sandbox functions on this host: {reason}\n"
@@ -130,7 +152,11 @@ async def serve(settings: Settings) -> int:
               " to run functions without isolation.", file=sys.stderr)
         return 2
 
-    store = open_store(settings.resolved_database_url)
+    try:
+        store, raw_store = open_sealed_store(settings)
+    except KeyRingError as exc:
+        print(f"lamina: {exc}", file=sys.stderr)
+        return 2
     blobs = FileBlobStore(data_dir / "blobs")
     logs = LogStore(data_dir / "logs", settings.log_retention_days,
                     settings.log_max_bytes_per_function)
@@ -171,8 +197,9 @@ async def serve(settings: Settings) -> int:
         scheduler.set_reserved_concurrency(name, value)
     code_urls = CodeUrls(load_key(data_dir), blobs, settings.code_url_ttl)
     context = ApiContext(settings, naming, store, blobs, scheduler, logs, code_root,
-                         code_url=code_urls.url)
-    dispatcher = make_dispatcher(settings, context)
+                         code_url=code_urls.url, catalog=Catalog.on(raw_store),
+                         layers_root=layers_root)
+    dispatcher = make_dispatcher(settings, context, raw_store)
     context.async_events = dispatcher
     app = LaminaApp(context, SigV4Verifier(lookup_secret, settings.region), code_urls,
                     Authorizer(credentials.access_key_id, sessions))
@@ -180,6 +207,7 @@ async def serve(settings: Settings) -> int:
     logs.start()
     scheduler.start()
     await settle_all(context)
+    await provisioning.sync_all(context)  # provisioned environments start initialising now
     await dispatcher.start()
 
     (data_dir / SERVER_FILE).write_text(json.dumps({"endpoint": endpoint, "pid": os.getpid(),

@@ -67,6 +67,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", "INFO", "Level of lamina's own log (DEBUG, INFO, WARNING, ERROR)."),
     Setting("insecure_no_sandbox", False,
             "Run functions without namespaces or cgroups (unsafe).", _bool),
+    Setting("master_key_file", "",
+            "File of the master keys that wrap environment-variable data keys (default: "
+            "master.key in the data dir; created 0600)."),
+    Setting("s3_endpoint", "",
+            "S3-compatible endpoint for Code.S3Bucket/S3Key (unset: code from S3 is refused)."),
+    Setting("s3_access_key_id", "", "Access key id for the S3 endpoint (unset: unsigned)."),
+    Setting("s3_secret_access_key", "", "Secret access key for the S3 endpoint."),
     Setting("async_retry_base_seconds", 60.0,
             "Wait before retrying a failed async invocation (the second retry waits twice as "
             "long).", float),
@@ -108,11 +115,20 @@ class Settings:
     code_url_ttl: int = 600
     log_level: str = "INFO"
     insecure_no_sandbox: bool = False
+    master_key_file: str = ""
+    s3_endpoint: str = ""
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
     async_retry_base_seconds: float = 60.0
     async_max_event_age_seconds: int = 21600
     async_share: float = 0.8
     async_max_concurrency: int = 100
     async_poll_seconds: float = 1.0
+
+    @property
+    def resolved_master_key_file(self) -> Path:
+        return Path(self.master_key_file) if self.master_key_file else \
+            self.data_dir / "master.key"
 
     @property
     def resolved_database_url(self) -> str:

@@ -84,8 +84,12 @@ def apply_changes(config: Mapping[str, Any], params: Mapping[str, Any]) -> dict[
         variables = params["Environment"].get("Variables") or {}
         check_user_variables(variables)
         updated["Environment"] = {"Variables": dict(variables)}
-    if params.get("Layers"):
-        raise InvalidParameterValue("Layers are not supported by this lamina version yet.")
+    if "Layers" in params:
+        # Already checked and resolved to stored entries by the operation (the checks need
+        # the store): lamina.api.layers.function_layers. An empty list removes them.
+        updated["Layers"] = [dict(entry) for entry in params["Layers"] or []]
+        if not updated["Layers"]:
+            del updated["Layers"]
     if params.get("VpcConfig", {}).get("SubnetIds"):
         raise InvalidParameterValue("VpcConfig is not supported by this lamina version yet.")
     if "SnapStart" in params:

@@ -14,20 +14,30 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from lamina.api.catalog import Catalog
+from lamina.api.layers import opt_dir
 from lamina.api.naming import Naming
 from lamina.engine.api import FunctionTarget
 from lamina.engine.scheduler import Scheduler
+from lamina.errors import KMSAccessDenied, KMSNotFound
 from lamina.invoke.api import AsyncInvocations
 from lamina.observe.logstore import LogStore
 from lamina.settings import Settings
+from lamina.store.aliases import AliasRecord
 from lamina.store.api import BlobStore, FunctionRecord, MetadataStore
 
 T = TypeVar("T")
 
 
-def target_from_record(record: FunctionRecord, naming: Naming, code_root: Path) -> FunctionTarget:
+def target_from_record(record: FunctionRecord, naming: Naming, code_root: Path,
+                       layers_root: Path | None = None) -> FunctionTarget:
     config = record.config
     logging = config.get("LoggingConfig") or {}
+    environment = config.get("Environment") or {}
+    if "Error" in environment:  # sealed variables that could not be opened: never run without
+        error = environment["Error"]
+        kind = KMSNotFound if error.get("ErrorCode") == "KMSNotFoundException" else KMSAccessDenied
+        raise kind(error.get("Message", "The environment variables cannot be decrypted."))
     return FunctionTarget(
         name=record.name,
         version=record.version,
@@ -38,18 +48,20 @@ def target_from_record(record: FunctionRecord, naming: Naming, code_root: Path) 
         memory_mb=int(config.get("MemorySize", 128)),
         timeout_s=float(config.get("Timeout", 3)),
         code_dir=code_root / record.code_sha256,
-        environment=dict((config.get("Environment") or {}).get("Variables") or {}),
+        environment=dict(environment.get("Variables") or {}),
         ephemeral_mb=int((config.get("EphemeralStorage") or {}).get("Size", 512)),
         log_format=logging.get("LogFormat", "Text"),
         application_log_level=logging.get("ApplicationLogLevel"),
         system_log_level=logging.get("SystemLogLevel"),
         log_group=logging.get("LogGroup") or f"/aws/lambda/{record.name}",
+        opt_dir=opt_dir(layers_root, config) if layers_root is not None else None,
     )
 
 
 class FunctionCache:
     def __init__(self) -> None:
         self._entries: dict[tuple[str, str], tuple[FunctionRecord, FunctionTarget]] = {}
+        self._aliases: dict[tuple[str, str], AliasRecord] = {}
 
     def get(self, name: str, version: str) -> tuple[FunctionRecord, FunctionTarget] | None:
         return self._entries.get((name, version))
@@ -57,9 +69,18 @@ class FunctionCache:
     def put(self, record: FunctionRecord, target: FunctionTarget) -> None:
         self._entries[(record.name, record.version)] = (record, target)
 
+    def alias(self, name: str, alias: str) -> AliasRecord | None:
+        """A cached alias: Invoke through an alias decides its version per call from this."""
+        return self._aliases.get((name, alias))
+
+    def put_alias(self, record: AliasRecord) -> None:
+        self._aliases[(record.function, record.name)] = record
+
     def invalidate(self, name: str) -> None:
         for key in [k for k in self._entries if k[0] == name]:
             del self._entries[key]
+        for key in [k for k in self._aliases if k[0] == name]:
+            del self._aliases[key]
 
 
 @dataclasses.dataclass
@@ -72,8 +93,10 @@ class ApiContext:
     logs: LogStore
     code_root: Path
     cache: FunctionCache = dataclasses.field(default_factory=FunctionCache)
+    layers_root: Path | None = None  # merged layer trees, one per distinct list of layers
     background: set[asyncio.Task[Any]] = dataclasses.field(default_factory=set)
     code_url: Callable[[str, str, str], str] | None = None  # (host, name, sha) -> URL
+    catalog: Catalog | None = None  # aliases, layers, tags, provisioned configs
     async_events: AsyncInvocations | None = None  # the durable async queue (lamina/invoke)
 
     async def db(self, method: Callable[..., T], *args: Any) -> T:
@@ -86,7 +109,9 @@ class ApiContext:
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
-    def forget(self, name: str) -> None:
-        """A function changed: drop cached views and retire its environments."""
+    def forget(self, name: str, version: str | None = None) -> None:
+        """A function changed: drop cached views and retire the environments of ``version``
+        (of every version when ``None``). Published versions never change, so an update of
+        ``$LATEST`` leaves their environments (provisioned ones included) alone."""
         self.cache.invalidate(name)
-        self.engine.retire(name)
+        self.engine.retire(name, version)

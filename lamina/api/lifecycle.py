@@ -8,12 +8,15 @@ function stays Pending forever.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import uuid
 
 from lamina.api.code import ensure_unpacked
 from lamina.api.context import ApiContext
+from lamina.api.layers import ensure_opt
+from lamina.api.naming import LATEST
 from lamina.errors import ResourceConflict
 from lamina.store.api import FunctionRecord, NotFound, RevisionMismatch
 
@@ -49,27 +52,42 @@ def refuse_if_settling(record: FunctionRecord, arn: str) -> None:
 
 
 async def settle(context: ApiContext, name: str) -> None:
-    """Finish a create or update: unpack the code, then mark the function Active/Successful."""
+    """Finish a create or update: unpack the code and merge the layers, then mark the function
+    (and any version published with it, ``Publish: true``) Active/Successful. Versions are
+    settled first: a crash in between leaves ``$LATEST`` settling, so start-up comes back."""
     try:
         record = await context.db(context.store.get_function, name)
         if record is None or not is_settling(record):
             return
-        config = {k: v for k, v in record.config.items() if k not in _TRANSIENT_KEYS}
+        failure = None
         try:
             await ensure_unpacked(context.blobs, context.code_root, record.code_sha256)
+            await ensure_opt(context.blobs, context.layers_root, record.config)
         except Exception as exc:  # the zip was checked on upload; this is the disk failing
             log.exception("unpacking %s failed", name)
-            config.update({"State": "Failed", "StateReason": f"Unpacking failed: {exc}",
-                           "StateReasonCode": "InternalError", "LastUpdateStatus": "Failed"})
-        else:
-            config.update({"State": "Active", "LastUpdateStatus": "Successful"})
-        settled = dataclasses.replace(record, config=config, revision_id=new_revision())
-        await context.db(context.store.replace_function, settled, record.revision_id)
-        context.forget(name)
+            failure = exc
+        for version in await context.db(context.store.list_versions, name):
+            if version.version != LATEST and is_settling(version):
+                with contextlib.suppress(NotFound, RevisionMismatch):
+                    await context.db(context.store.replace_function,
+                                     _settled(version, failure), version.revision_id)
+        await context.db(context.store.replace_function, _settled(record, failure),
+                         record.revision_id)
+        context.forget(name, LATEST)
     except (NotFound, RevisionMismatch):
         return  # deleted or changed meanwhile: whoever changed it settles it
     except Exception:
         log.exception("settling function %s failed", name)
+
+
+def _settled(record: FunctionRecord, failure: Exception | None) -> FunctionRecord:
+    config = {k: v for k, v in record.config.items() if k not in _TRANSIENT_KEYS}
+    if failure is not None:
+        config.update({"State": "Failed", "StateReason": f"Unpacking failed: {failure}",
+                       "StateReasonCode": "InternalError", "LastUpdateStatus": "Failed"})
+    else:
+        config.update({"State": "Active", "LastUpdateStatus": "Successful"})
+    return dataclasses.replace(record, config=config, revision_id=new_revision())
 
 
 async def settle_all(context: ApiContext) -> None:

@@ -38,10 +38,15 @@ def load_all() -> dict[str, Operation]:
     """Import every operation module so that each registers itself."""
     from lamina.api.operations import (  # noqa: F401
         account,
+        aliases,
         concurrency,
         event_invoke_config,
         functions,
         invoke,
+        layers,
+        provisioned,
+        tags,
+        versions,
     )
 
     return OPERATIONS

@@ -16,16 +16,17 @@ import time
 from typing import Any
 
 from lamina.api.context import ApiContext, target_from_record
+from lamina.api.layers import ensure_opt
 from lamina.api.naming import LATEST
 from lamina.api.operations import Call, operation
 from lamina.api.parse import check_json_payload
+from lamina.api.qualifiers import alias_of, is_version, pick
 from lamina.engine.api import FunctionTarget, InvokeRequest
 from lamina.errors import (
     InternalError,
     InvalidRequestContent,
     RequestTooLarge,
     ResourceConflict,
-    ResourceNotFound,
 )
 from lamina.invoke.api import NewEvent
 from lamina.observe.ids import new_trace_id
@@ -41,15 +42,18 @@ PENDING_WAIT_S = 10.0
 
 async def resolve_target(context: ApiContext, name_param: str,
                          qualifier: str | None) -> tuple[FunctionRecord, FunctionTarget]:
-    """The runnable target of a FunctionName + Qualifier, from the cache when possible."""
+    """The runnable target of a FunctionName + Qualifier, from the cache when possible. An
+    alias picks its version here, per call (weighted routing)."""
     ref = context.naming.parse(name_param, qualifier)
     version = ref.qualifier or LATEST
+    if not is_version(version):
+        alias = await alias_of(context, ref.name, version)
+        if alias is None:
+            raise context.naming.not_found(ref.name, version)
+        version = pick(alias)
     cached = context.cache.get(ref.name, version)
     if cached is not None:
         return cached
-    if version != LATEST and not version.isdigit():
-        raise ResourceNotFound(
-            f"Function not found: {context.naming.function_arn(ref.name, version)}")
     deadline = time.monotonic() + PENDING_WAIT_S
     while True:
         record = await context.db(context.store.get_function, ref.name, version)
@@ -65,7 +69,8 @@ async def resolve_target(context: ApiContext, name_param: str,
         # Lambda refuses invokes while Pending; a brief wait instead spares scripts that do
         # create-then-invoke a failure the real service would give them.
         await asyncio.sleep(0.01)
-    target = target_from_record(record, context.naming, context.code_root)
+    await ensure_opt(context.blobs, context.layers_root, record.config)
+    target = target_from_record(record, context.naming, context.code_root, context.layers_root)
     context.cache.put(record, target)
     return record, target
 
