@@ -173,6 +173,30 @@ def cmd_logs(args: argparse.Namespace) -> int:
         time.sleep(0.5)
 
 
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    """A new master key; every data key re-wrapped under it; the old key dropped. Safe while
+    a server runs on the same data dir (see ``lamina.secrets.rotate``)."""
+    from lamina.secrets.datakeys import SqlDataKeyStore
+    from lamina.secrets.keyring import KeyRingError, MasterKeyRing
+    from lamina.secrets.rotate import rotate
+    from lamina.store.registry import open_store
+
+    settings = _settings(args)
+    path = settings.resolved_master_key_file
+    try:
+        ring = MasterKeyRing.open(path, create=False)
+    except KeyRingError as exc:
+        raise SystemExit(f"lamina: {exc} (a server creates it on its first start)") from None
+    store = open_store(settings.resolved_database_url)
+    try:
+        new_id, count = rotate(ring, SqlDataKeyStore(store))  # type: ignore[arg-type]
+    finally:
+        store.close()
+    print(f"master key {new_id} is now active in {path}; {count} data keys re-wrapped under "
+          "it; the previous master key is gone")
+    return 0
+
+
 def cmd_emulate(args: argparse.Namespace) -> int:
     from lamina.emulator import run_emulator
 
@@ -237,6 +261,20 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--since", default="1h", help="how far back to start (30s, 10m, 2h, 1d)")
     _add_client_flags(logs)
     logs.set_defaults(func=cmd_logs)
+
+    keys = commands.add_parser("keys", help="manage the master key of environment variables",
+                               description="Manage the master key that wraps the data keys of "
+                               "encrypted environment variables.")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    rotate = key_commands.add_parser(
+        "rotate", help="replace the master key, re-wrapping every data key",
+        description="Make a new master key, re-wrap every data key under it and drop the old "
+        "one. A running server keeps working throughout.")
+    for name in ("data_dir", "database_url", "master_key_file"):
+        setting = settings_module.setting(name)
+        rotate.add_argument(setting.flag, dest=name, type=setting.parse, default=None,
+                            help=f"{setting.help} [{setting.env_var}]")
+    rotate.set_defaults(func=cmd_keys_rotate)
 
     emulate = commands.add_parser(
         "emulate", help="serve one function like the AWS runtime interface emulator",

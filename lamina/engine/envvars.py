@@ -20,6 +20,8 @@ RESERVED = frozenset({
 })
 
 MAX_ENVIRONMENT_BYTES = 4096
+OPT = "/opt"  # where an environment sees its layers
+PYTHON_DIR = "python3.11"  # the one Python runtime lamina has
 
 
 def check_user_variables(variables: Mapping[str, str]) -> None:
@@ -59,16 +61,19 @@ def build_environment(
     log_level: str | None = None,
 ) -> dict[str, str]:
     environ = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin:/opt/bin",
+        "PATH": f"/usr/local/bin:/usr/bin:/bin:{OPT}/bin",
         "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{runtime_dir}:{runtime_dir}/lib:{task_root}:"
-                           f"{task_root}/lib:/opt/lib",
+                           f"{task_root}/lib:{OPT}/lib",
         "LANG": "en_US.UTF-8",
         "TZ": ":UTC",
     }
     if runtime_family == "python":
-        environ["PYTHONPATH"] = f"{runtime_dir}/python"
+        # Layers' Python packages, as on AWS (the forked interpreter gets the same directories
+        # on sys.path from the sandbox; this is for the function's own subprocesses).
+        environ["PYTHONPATH"] = f"{runtime_dir}/python:{OPT}/python/lib/{PYTHON_DIR}/" \
+                                f"site-packages:{OPT}/python"
     elif runtime_family == "node":
-        environ["NODE_PATH"] = f"/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:" \
+        environ["NODE_PATH"] = f"{OPT}/nodejs/node20/node_modules:{OPT}/nodejs/node_modules:" \
                                f"{runtime_dir}/node_modules:{runtime_dir}:{task_root}"
     environ.update(user)
     environ.update({
