@@ -5,9 +5,12 @@ deployment (region, account, endpoint) and the way paths look from inside a sand
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lamina.engine.envvars import build_environment
+from lamina.engine.extensions import MAX_EXTENSIONS
 from lamina.engine.runtimes import RUNTIMES, RUNTIMES_DIR
 from lamina.engine.sandbox.api import ExecEntry, Launcher, SandboxSpec
 from lamina.identity.sessions import SessionRegistry
@@ -60,6 +63,8 @@ class EngineContext:
             log_format=target.log_format if target.log_format != "Text" else None,
             log_level=target.application_log_level,
         )
+        extensions = external_extensions(target.opt_dir)
+        extension_environ = {k: v for k, v in environ.items() if k not in HIDDEN_FROM_EXTENSIONS}
         return SandboxSpec(
             env_id=env.id,
             code_dir=target.code_dir,
@@ -70,4 +75,25 @@ class EngineContext:
             ephemeral_mb=target.ephemeral_mb,
             output_fd=output_fd,
             opt_dir=target.opt_dir,
+            extensions=extensions,
+            extension_environ=extension_environ if extensions else None,
         )
+
+
+# What Lambda keeps from extensions' environment (spec/runtime-api.md).
+HIDDEN_FROM_EXTENSIONS = frozenset({"_HANDLER", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+                                    "AWS_EXECUTION_ENV", "AWS_LAMBDA_LOG_GROUP_NAME",
+                                    "AWS_LAMBDA_LOG_STREAM_NAME"})
+
+
+def external_extensions(opt_dir: Path | None) -> tuple[str, ...]:
+    """The executables in the layers' ``extensions/`` directory, by name, at most 10."""
+    if opt_dir is None:
+        return ()
+    directory = opt_dir / "extensions"
+    try:
+        names = sorted(entry.name for entry in os.scandir(directory)
+                       if entry.is_file() and os.access(entry.path, os.X_OK))
+    except FileNotFoundError:
+        return ()
+    return tuple(names[:MAX_EXTENSIONS])

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from lamina.engine.api import FunctionTarget, InvokeRequest, InvokeResult
+from lamina.engine.extensions import PREFIX as EXTENSIONS_PREFIX
+from lamina.engine.extensions import SHUTDOWN_GRACE_S, ExtensionsHost
 from lamina.engine.platform_logs import PlatformLines, Report
 from lamina.engine.sandbox.api import ExitStatus, SandboxProcess, SpawnFailed
 from lamina.errors import FunctionErrorType
@@ -75,7 +77,7 @@ class IllegalTransition(RuntimeError):
 class Invocation:
     """One invocation's journey through an environment."""
 
-    __slots__ = ("delivered_at", "done", "future", "lines", "request", "timer")
+    __slots__ = ("delivered_at", "done", "future", "lines", "outcome", "request", "timer")
 
     def __init__(self, request: InvokeRequest, future: asyncio.Future[InvokeResult]) -> None:
         self.request = request
@@ -84,6 +86,7 @@ class Invocation:
         self.timer: asyncio.TimerHandle | None = None
         self.lines: list[str] | None = [] if request.tail_log else None
         self.done = False
+        self.outcome: tuple[str | None, str | None, str | None] = (None, None, None)
 
 
 def error_payload(error_type: str, message: str) -> bytes:
@@ -112,6 +115,10 @@ class Environment:
         self.counted_as_starting = False  # the scheduler's bound on environments in Init
         self._memory_mb = 0
         self._memory_read_at = 0.0
+        self._extensions: ExtensionsHost | None = None
+        self._runtime_waiting_init = False  # the runtime's first /next waits for extensions
+        self._awaiting_extensions: Invocation | None = None  # answered, extensions still busy
+        self._idle_callbacks: list[Callable[[], None]] = []
         self._on_ready = on_ready
         self._on_dead = on_dead
         self._parked: asyncio.Future[Response] | None = None
@@ -146,6 +153,8 @@ class Environment:
         self._started_at = time.perf_counter()
         self._log(self._lines.init_start(self.initialization_type))
         spec = self.context.sandbox_spec(self, f"127.0.0.1:{port}", write_fd)
+        if spec.extensions:
+            self._extensions = self._new_extensions_host(len(spec.extensions))
         try:
             self.process = await self.context.launcher.spawn(spec)
         except SpawnFailed as exc:
@@ -169,7 +178,8 @@ class Environment:
         self._on_exit(status)
 
     def kill(self, reason: str = "shutdown") -> None:
-        """End the environment now. Harmless when it is already dead."""
+        """End the environment now (after a SHUTDOWN grace when extensions subscribed to it).
+        Harmless when it is already dead."""
         if self.state is EnvState.DEAD:
             return
         current = self.current
@@ -178,9 +188,26 @@ class Environment:
             self._finish_with_error(current, FunctionErrorType.EXIT_ERROR,
                                     f"RequestId: {current.request.request_id} Error: "
                                     f"Runtime exited with error: signal: killed ({reason})")
+        if self._extensions is not None and self._extensions.wants("SHUTDOWN"):
+            shutdown_reason = {"idle": "SPINDOWN", "retired": "SPINDOWN",
+                               "shutdown": "SPINDOWN", "timeout": "TIMEOUT"}.get(reason,
+                                                                                   "FAILURE")
+            self._extensions.shutdown(shutdown_reason)
+            self._loop.call_later(SHUTDOWN_GRACE_S, self._cleanup)
+            return
         self._cleanup()
 
+    def when_idle(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once this busy environment is idle again (its extensions done)."""
+        self._idle_callbacks.append(callback)
+
+    @property
+    def awaiting_extensions(self) -> bool:
+        return self._awaiting_extensions is not None
+
     def _cleanup(self) -> None:
+        if self._extensions is not None:
+            self._extensions.close()
         if self.process is not None:
             self.process.kill()
         if self._init_timer is not None:
@@ -298,9 +325,17 @@ class Environment:
             headers.append(("Lambda-Runtime-Client-Context", request.client_context))
         if request.cognito_identity:
             headers.append(("Lambda-Runtime-Cognito-Identity", request.cognito_identity))
+        if self._extensions is not None and self._extensions.wants("INVOKE"):
+            self._extensions.invoke(request.request_id, deadline_ms, request.invoked_arn,
+                                    request.trace_id)
         return Response(200, headers, request.payload)
 
     def _on_timeout(self, invocation: Invocation) -> None:
+        if invocation is self._awaiting_extensions:
+            # The caller has its answer; the extensions overran the function's timeout.
+            self._awaiting_extensions = None
+            self.kill("timeout")
+            return
         if invocation.done or self.current is not invocation:
             return
         seconds = f"{self.target.timeout_s:.2f}"
@@ -316,6 +351,10 @@ class Environment:
         path = request.path
         if path == _NEXT:
             return self._on_next()
+        if path.startswith(EXTENSIONS_PREFIX):
+            if self._extensions is None:  # an internal extension, in the runtime's process
+                self._extensions = self._new_extensions_host(0)
+            return self._extensions.handle(request)
         if path.startswith(_INVOCATION) and request.method == "POST":
             request_id, _, action = path[len(_INVOCATION):].partition("/")
             if action == "response":
@@ -335,15 +374,12 @@ class Environment:
         if self.state is EnvState.DEAD:
             return Response(500, [_JSON], error_payload("EnvironmentGone", "shutting down"))
         if self.state is EnvState.STARTING:
-            self._init_done()
-            if self.current is not None:
-                self._to(EnvState.BUSY)
-                self._on_ready(self)
-                return self._deliver(self.current)
-            self._to(EnvState.IDLE)
-            self._parked = self._loop.create_future()
-            self._on_ready(self)
-            return self._parked
+            if self._extensions is not None and not self._extensions.settled():
+                # Init ends when the extensions are waiting too: the runtime waits for them.
+                self._runtime_waiting_init = True
+                self._parked = self._loop.create_future()
+                return self._parked
+            return self._end_init()
         current = self.current
         if current is not None and not current.done and current.delivered_at:
             # The runtime asked for more work without answering: that invocation is lost to it.
@@ -356,6 +392,46 @@ class Environment:
             self._parked.cancel()
         self._parked = self._loop.create_future()
         return self._parked
+
+    def _end_init(self) -> Response | asyncio.Future[Response]:
+        """Init is over: hand the runtime its first invocation, or park it idle."""
+        self._init_done()
+        if self._extensions is not None:
+            self._extensions.accepting_registrations = False
+        if self.current is not None:
+            self._to(EnvState.BUSY)
+            self._on_ready(self)
+            return self._deliver(self.current)
+        self._to(EnvState.IDLE)
+        self._parked = self._loop.create_future()
+        self._on_ready(self)
+        return self._parked
+
+    def _on_extensions_settled(self) -> None:
+        """Every extension waits in event/next: Init or an invocation may be complete."""
+        if self.state is EnvState.STARTING and self._runtime_waiting_init:
+            self._runtime_waiting_init = False
+            parked, self._parked = self._parked, None
+            answer = self._end_init()
+            if parked is not None and not parked.done():
+                if isinstance(answer, Response):
+                    parked.set_result(answer)
+                else:  # idle: the runtime keeps waiting, on the future it already holds
+                    self._parked = parked
+                    answer.cancel()
+        elif self._awaiting_extensions is not None and self.state is EnvState.BUSY:
+            self._extensions_finished(self._awaiting_extensions)
+
+    def _new_extensions_host(self, expected: int) -> ExtensionsHost:
+        return ExtensionsHost(expected, self.target.name, self.target.version,
+                              self.target.handler, self._on_extensions_settled,
+                              self._on_extension_error)
+
+    def _on_extension_error(self, phase: str, error_type: str, body: bytes) -> None:
+        if phase == "init" and self.state is EnvState.STARTING:
+            self._fail_init(error_type, "An extension failed to initialise", body or None)
+        elif phase == "exit":
+            self.retired = True  # the environment is reset after this invocation, as on AWS
 
     def _check_id(self, request_id: str) -> Invocation | Response:
         current = self.current
@@ -419,7 +495,9 @@ class Environment:
         if invocation.done:
             return
         invocation.done = True
-        if invocation.timer is not None:
+        extensions_busy = (self._extensions is not None and self.state is EnvState.BUSY
+                           and self._extensions.wants("INVOKE") and not self._extensions.settled())
+        if invocation.timer is not None and not extensions_busy:
             invocation.timer.cancel()
         duration_ms = (time.perf_counter() - invocation.delivered_at) * 1000 \
             if invocation.delivered_at else 0.0
@@ -428,11 +506,21 @@ class Environment:
             function_error, status = "Unhandled", "error"
             payload = error_payload(error_type, "Response payload size exceeded maximum allowed "
                                                 f"payload size ({MAX_RESPONSE_BYTES} bytes).")
-        init_ms, self.init_ms = self.init_ms, None
+        init_ms = self.init_ms
         if self.current is invocation:
             self.current = None
+            if extensions_busy:
+                # The caller gets the runtime's answer now; the environment stays busy (and the
+                # REPORT waits) until every INVOKE extension asks for its next event.
+                self._awaiting_extensions = invocation
+                invocation.outcome = (function_error, error_type, status)
+                if not invocation.future.done():
+                    invocation.future.set_result(InvokeResult(
+                        payload, self.target.version, function_error, None, error_type))
+                return
             if self.state is EnvState.BUSY:
                 self._to(EnvState.IDLE)
+        self.init_ms = None
         self.last_used = time.monotonic()
         result = InvokeResult(payload, self.target.version, function_error, None, error_type)
         report = (invocation.request.request_id, duration_ms, init_ms, status, error_type)
@@ -443,6 +531,23 @@ class Environment:
             self._loop.call_soon(self._write_report, invocation, *report)
         if not invocation.future.done():
             invocation.future.set_result(result)
+
+    def _extensions_finished(self, invocation: Invocation) -> None:
+        """The INVOKE extensions are done with ``invocation``: it ends now, REPORT included."""
+        self._awaiting_extensions = None
+        if invocation.timer is not None:
+            invocation.timer.cancel()
+        duration_ms = (time.perf_counter() - invocation.delivered_at) * 1000
+        init_ms, self.init_ms = self.init_ms, None
+        function_error, error_type, status = invocation.outcome
+        del function_error
+        self._to(EnvState.IDLE)
+        self.last_used = time.monotonic()
+        self._write_report(invocation, invocation.request.request_id, duration_ms, init_ms,
+                           status, error_type)
+        callbacks, self._idle_callbacks = self._idle_callbacks, []
+        for callback in callbacks:
+            callback()
 
     def _max_memory_mb(self, fresh: bool) -> int:
         """The environment's peak memory. The peak only grows, so on a busy environment one

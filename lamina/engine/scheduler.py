@@ -320,6 +320,9 @@ class Scheduler:
         self._wake_one_starter()
 
     def _release(self, pool: Pool, env: Environment) -> None:
+        if env.state is EnvState.BUSY and env.awaiting_extensions:
+            env.when_idle(lambda: self._release(pool, env))
+            return
         if env.state is not EnvState.IDLE:
             return  # it died, or its timeout killed it
         if pool.retired or env.retired or self._closed:

@@ -57,6 +57,10 @@ class SandboxSpec:
     opt_dir: Path | None = None  # host path of the merged layers; read-only at /opt
     pids_max: int = 1024
     network: Literal["host", "none"] = "host"
+    # External extensions: file names in /opt/extensions, started (with extension_environ)
+    # before the entry, as Lambda starts them before the runtime.
+    extensions: tuple[str, ...] = ()
+    extension_environ: Mapping[str, str] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -166,6 +166,8 @@ def become_environment(ctx: TemplateContext, spawn_id: int, slot: str | None,
         # 5. Ready: the spawn returns in the server while we enter the entry.
         _report(ctx.ctl_fd, {"op": "child-ready", "id": spawn_id})
         os.close(ctx.ctl_fd)
+        if config.get("extensions"):
+            _start_extensions(config)
         if config["mode"] == "exec":
             _exec(config)
         _run_python(ctx)
@@ -262,6 +264,26 @@ def _exec(config: dict[str, Any]) -> NoReturn:
         os.write(2, f"lamina: cannot execute {argv[0]}: {exc.strerror}\n".encode())
         os._exit(code)
     os._exit(127)
+
+
+def _start_extensions(config: dict[str, Any]) -> None:
+    """Start each external extension as a child of the runtime's process, as Lambda starts
+    them before the runtime. They share the output pipe; they run with the (already dropped)
+    privileges of the environment. One that cannot be executed exits 127 and simply never
+    registers, which fails Init as it would on AWS."""
+    directory = f"{config['opt_dir']}/extensions"
+    environ = config["extension_environ"]
+    for name in config["extensions"]:
+        path = f"{directory}/{name}"
+        if os.fork() == 0:
+            try:
+                _prepare_exec()
+                os.chdir(config["opt_dir"])
+                os.execve(path, [path], environ)
+            except BaseException as exc:  # never fall back into the runtime's code
+                with contextlib.suppress(Exception):
+                    os.write(2, f"lamina: cannot start extension {name}: {exc}\n".encode())
+            os._exit(127)
 
 
 def _make_stdio() -> None:

@@ -186,6 +186,8 @@ class _ForkLauncher:
             "ephemeral_mb": spec.ephemeral_mb,
             "network": spec.network,
             "uid": None,
+            "extensions": list(spec.extensions),
+            "extension_environ": dict(spec.extension_environ or {}),
         }
         if isinstance(entry, ExecEntry):
             if not entry.argv:
