@@ -53,6 +53,9 @@ def test_publish_snapshots_code_and_configuration(lam: Any) -> None:
     pages = lam.get_paginator("list_versions_by_function").paginate(
         FunctionName=name, PaginationConfig={"PageSize": 1})
     assert [v["Version"] for p in pages for v in p["Versions"]] == ["$LATEST", "1", "2"]
+    every = [f for p in lam.get_paginator("list_functions").paginate(FunctionVersion="ALL")
+             for f in p["Functions"] if f["FunctionName"] == name]
+    assert [f["Version"] for f in every] == ["$LATEST", "1", "2"]
 
 
 def test_publish_guards_code_sha_and_revision(lam: Any) -> None:

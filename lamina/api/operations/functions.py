@@ -132,8 +132,12 @@ async def list_functions(call: Call) -> dict[str, Any]:
     context = call.context
     limit = call.params.get("MaxItems") or 50
     page = await context.db(context.store.list_functions, call.params.get("Marker"), limit + 1)
+    records = page[:limit]
+    if call.params.get("FunctionVersion") == "ALL":  # every version of each function listed
+        records = [version for record in records
+                   for version in await context.db(context.store.list_versions, record.name)]
     output: dict[str, Any] = {
-        "Functions": [describe(record, context.naming) for record in page[:limit]]}
+        "Functions": [describe(record, context.naming) for record in records]}
     if len(page) > limit:
         output["NextMarker"] = page[limit - 1].name
     return output
