@@ -49,6 +49,7 @@ LATEST = "$LATEST"
 LEASE_S = 60.0
 CONFIG_TTL_S = 1.0  # how long a function's event invoke config is cached (changes here clear it)
 ROUTE_PARALLEL = 8  # deliveries at once for a function that may not run (reserved 0)
+PAGE_MAX = 32  # events claimed ahead of room: fewer claims, and never more than this in memory
 STOP_GRACE_S = 5.0
 
 
@@ -198,7 +199,7 @@ class Dispatcher:
                     await lane.wait()
                     continue
                 if not page:
-                    size = ROUTE_PARALLEL if blocked else self.concurrency.limit(name)
+                    size = ROUTE_PARALLEL if blocked else PAGE_MAX
                     now = time.time()
                     claimed = await asyncio.to_thread(self.queue.claim, name, self.owner, now,
                                                       max(room, size), now + LEASE_S)
@@ -237,23 +238,30 @@ class Dispatcher:
 
     async def _deliver(self, name: str, lane: _Lane, event: QueuedEvent, blocked: bool,
                        unreserved: bool) -> None:
-        throttled = False
+        outcome: Outcome | None = None
         try:
-            outcome = await self.delivery.attempt(event)
-            throttled = outcome.throttled
+            try:
+                outcome = await self.delivery.attempt(event)
+            finally:
+                # The run is over: its room is free now. Committing the outcome (the event stays
+                # leased until then) need not hold the function's concurrency.
+                if not blocked:
+                    throttled = outcome is not None and outcome.throttled
+                    self.concurrency.finished(name, unreserved, throttled=throttled)
+                lane.in_flight -= 1
+                lane.poke()
             await self._record(event, outcome)
         except asyncio.CancelledError:
             raise
         except Exception:
-            # A bug or the database failing: keep the event; its lease lapses and it runs again.
+            # A bug, or the database failing: the event stays. Try it again after a backoff;
+            # if even that cannot be written, its lease lapses and it runs again anyway.
             log.exception("async event %s for %s: delivery failed; it will be tried again",
                           event.request_id, name)
+            with contextlib.suppress(Exception):
+                await self._settle.submit(self._backoff(event))
         finally:
             self._held.discard(event.id)
-            if not blocked:
-                self.concurrency.finished(name, unreserved, throttled=throttled)
-            lane.in_flight -= 1
-            lane.poke()
 
     async def _record(self, event: QueuedEvent, outcome: Outcome) -> None:
         applied = await self._settle.submit(outcome.settlement)
@@ -320,6 +328,11 @@ class Dispatcher:
 
     def _apply_settlements(self, settlements: Sequence[Settlement]) -> list[bool]:
         return self.queue.settle(self.owner, settlements)
+
+    def _backoff(self, event: QueuedEvent) -> Reschedule:
+        requeues = event.requeues + 1
+        return Reschedule(event.id, time.time() + RetryPolicy.requeue_delay(requeues),
+                          event.invoke_count, requeues, event.last_result)
 
     async def _policy(self, name: str, qualifier: str | None) -> EventPolicy:
         key = (name, qualifier or LATEST)

@@ -18,6 +18,7 @@ from typing import Any
 from support import LaminaProcess, create, function_zip
 
 RECORDER = function_zip("async_recorder")
+RETRY_BASE_S = 0.3  # the quick server's LAMINA_ASYNC_RETRY_BASE_SECONDS
 
 
 class Collector:

@@ -7,10 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from async_helpers import Collector
+from async_helpers import RETRY_BASE_S, Collector
 from support import LaminaProcess
-
-RETRY_BASE_S = 0.3
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,7 @@ import re
 import time
 from typing import Any
 
-from async_helpers import RECORDER, Collector, arn_of, recorder, wait_drained
-from conftest import RETRY_BASE_S
+from async_helpers import RECORDER, RETRY_BASE_S, Collector, arn_of, recorder, wait_drained
 from support import LaminaProcess, create
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
