@@ -159,3 +159,9 @@ def invoke(lam: Any, name: str, payload: Any = None, **kwargs: Any) -> tuple[dic
         return response, json.loads(raw)
     except ValueError:
         return response, raw
+
+
+def error_code(failure: Any) -> str:
+    """The AWS error code of a ``ClientError``, or of pytest's ``ExceptionInfo`` around one."""
+    error = getattr(failure, "value", failure)
+    return str(error.response["Error"]["Code"])

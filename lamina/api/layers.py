@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lamina.api.catalog import catalog
 from lamina.api.code import MAX_UNZIPPED_BYTES
 from lamina.errors import InvalidParameterValue
 from lamina.store.api import BlobStore
@@ -72,8 +73,6 @@ async def function_layers(context: ApiContext, arns: Sequence[str],
     """The stored ``Layers`` entries for a function's ``Layers`` parameter, after Lambda's
     checks: at most five, each existing, one version per layer, compatible with the runtime
     and architecture."""
-    from lamina.api.catalog import catalog
-
     if len(arns) > MAX_LAYERS:
         raise InvalidParameterValue(f"Cannot reference more than {MAX_LAYERS} layers.")
     entries: list[dict[str, Any]] = []

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from lamina.api.catalog import catalog
 from lamina.api.naming import LATEST
+from lamina.api.operations.invoke import resolve_target
 from lamina.errors import ServiceError
 from lamina.store.aliases import AliasRecord
 from lamina.store.provisioned import ProvisionedRecord
@@ -61,8 +62,6 @@ def ready(context: ApiContext, name: str, split: dict[str, int]) -> int:
 
 
 async def sync(context: ApiContext, name: str) -> None:
-    from lamina.api.operations.invoke import resolve_target
-
     counts = await wanted(context, name)
     versions = await context.db(context.store.list_versions, name)
     known = {v.version for v in versions if v.version != LATEST}

@@ -44,12 +44,18 @@ class SqlDataKeyStore:
     def for_owner(self, owner: str, wrap: Wrap, default_master: str) -> DataKeyRow:
         """The owner's data key, created (and wrapped by ``wrap`` under the active master
         key, ``default_master`` when none is recorded yet) if it has none."""
+        stmt = sa.select(dk).where(dk.c.owner == owner)
+        with self._store.transaction() as conn:  # the common case: no write lock needed
+            row = conn.execute(stmt).one_or_none()
+        if row is not None:
+            return _row(row)
         with self._store.transaction(write=True) as conn:
-            row = conn.execute(sa.select(dk).where(dk.c.owner == owner)).one_or_none()
+            row = conn.execute(stmt).one_or_none()
             if row is not None:
                 return _row(row)
-            master = _active(conn) or default_master
-            if _active(conn) is None:
+            master = _active(conn)
+            if master is None:
+                master = default_master
                 conn.execute(sa.insert(state).values(id=1, active_master_key_id=master))
             key_id = "dk-" + uuid.uuid4().hex
             created = DataKeyRow(key_id, owner, master, wrap(master, key_id))

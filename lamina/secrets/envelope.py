@@ -84,10 +84,6 @@ class Envelope:
         variables = json.loads(plaintext)
         return {str(k): str(v) for k, v in variables.items()}
 
-    def forget(self, key_id: str) -> None:
-        with self._lock:
-            self._plain.pop(key_id, None)
-
     def _wrap_new(self, master_id: str, key_id: str) -> str:
         data_key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
         wrapped = wrap_data_key(self._master(master_id), key_id, data_key)

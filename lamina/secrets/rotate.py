@@ -16,7 +16,13 @@ import secrets
 
 from lamina.secrets.datakeys import DataKeyRow, SqlDataKeyStore
 from lamina.secrets.envelope import unwrap_data_key, wrap_data_key
-from lamina.secrets.keyring import KEY_BYTES, MasterKeyRing, new_key_id, write_ring
+from lamina.secrets.keyring import (
+    KEY_BYTES,
+    KeyRingError,
+    MasterKeyRing,
+    new_key_id,
+    write_ring,
+)
 
 
 def rotate(ring: MasterKeyRing, keys: SqlDataKeyStore) -> tuple[str, int]:
@@ -28,6 +34,9 @@ def rotate(ring: MasterKeyRing, keys: SqlDataKeyStore) -> tuple[str, int]:
     ring.reload()
 
     def rewrap(row: DataKeyRow, master: str) -> str:
+        if row.master_key_id not in old:  # nothing is changed: the transaction rolls back
+            raise KeyRingError(f"data key {row.id} is wrapped by master key "
+                               f"{row.master_key_id}, which is not in {ring.path}")
         data_key = unwrap_data_key(old[row.master_key_id], row.id, row.wrapped)
         return wrap_data_key(new_key, row.id, data_key)
 

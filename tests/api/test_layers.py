@@ -11,7 +11,7 @@ from typing import Any
 
 import botocore.exceptions
 import pytest
-from support import create, function_zip, invoke, unique, wait_ready, zip_directory
+from support import create, error_code, function_zip, invoke, unique, wait_ready, zip_directory
 
 LAYER_ARN = "arn:aws:lambda:us-east-1:000000000000:layer:"
 
@@ -27,10 +27,6 @@ def layer_zip(who: str, *, extra: dict[str, str | bytes] | None = None) -> bytes
 
 def publish(lam: Any, name: str, content: bytes, **kwargs: Any) -> dict[str, Any]:
     return lam.publish_layer_version(LayerName=name, Content={"ZipFile": content}, **kwargs)
-
-
-def error_code(failure: pytest.ExceptionInfo[botocore.exceptions.ClientError]) -> str:
-    return failure.value.response["Error"]["Code"]
 
 
 def test_publish_get_list_delete(lam: Any) -> None:

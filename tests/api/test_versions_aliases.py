@@ -9,17 +9,13 @@ from typing import Any
 
 import botocore.exceptions
 import pytest
-from support import create, function_zip, invoke, unique, wait_ready
+from support import create, error_code, function_zip, invoke, unique, wait_ready
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:"
 
 
 def code(mark: str) -> bytes:
     return function_zip("versioned", extra={"mark.txt": mark})
-
-
-def error_code(failure: pytest.ExceptionInfo[botocore.exceptions.ClientError]) -> str:
-    return failure.value.response["Error"]["Code"]
 
 
 def two_versions(lam: Any) -> str:
