@@ -4,7 +4,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-DEBIAN_TEST_PACKAGES := curl ca-certificates
+DEBIAN_TEST_PACKAGES := curl ca-certificates wrk util-linux
 
 .PHONY: serve test lint bench bench-quick clean debian-test-packages
 
@@ -32,15 +32,16 @@ serve: $(VENV)/.installed
 test: $(VENV)/.installed-test debian-test-packages
 	$(BIN)/ruff check lamina tests bench
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m bench --quick --json bench/results/quick.json
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check lamina tests bench
 
-bench: $(VENV)/.installed-test
+bench: $(VENV)/.installed-test debian-test-packages
 	$(BIN)/python -m bench
 
-bench-quick: $(VENV)/.installed-test
-	$(BIN)/python -m bench --quick
+bench-quick: $(VENV)/.installed-test debian-test-packages
+	$(BIN)/python -m bench --quick --json bench/results/quick.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

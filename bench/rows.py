@@ -1,0 +1,287 @@
+"""One function per row of the performance table (issue 4, SPECIFICATION.md): each measures lamina
+and, in the same run, its baseline, and returns a ``Row``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.harness import (
+    HELLO,
+    ROOT,
+    SLEEPER,
+    Lamina,
+    awslambdaric_dir,
+    descendants,
+    lamina,
+    percentile,
+    pss_kb,
+    wait_settled,
+    wrk,
+    zip_source,
+)
+
+INVOKE = "/2015-03-31/functions/{}/invocations"
+
+
+@dataclass
+class Row:
+    figure: str
+    goal: str
+    measured: str
+    baseline: str = "—"
+    ratio: str = "—"
+    met: bool | None = None  # None: not asserted (quick mode) or not measurable here
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Options:
+    quick: bool
+    seconds: float  # per load run
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def baseline(module: str, *args: str) -> Iterator[int]:
+    """Run ``python -m bench.baselines.<module> PORT ...`` until it says ready."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", f"bench.baselines.{module}", str(port),
+                                *args], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"baseline {module} did not start")
+        yield port
+    finally:
+        for pid in descendants(process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        process.kill()
+        process.wait()
+
+
+def _handler_dir(source: str = HELLO) -> str:
+    directory = tempfile.mkdtemp(prefix="lamina-bench-handler-")
+    Path(directory, "app.py").write_text(source)
+    return directory
+
+
+# rows -----------------------------------------------------------------------------------------
+
+def warm(server: Lamina, options: Options) -> list[Row]:
+    """Sequential latency and 32-client throughput of warm invokes, and the server's CPU."""
+    server.deploy("hello", zip_source(HELLO))
+    path = INVOKE.format("hello")
+    url = server.endpoint
+    headers = server.signed(path)
+    run = {"method": "POST", "path": path, "body": "{}", "headers": headers}
+    wrk(url, connections=1, threads=1, seconds=1, **run)  # warm up
+    seq = wrk(url, connections=1, threads=1, seconds=options.seconds, **run)
+    wrk(url, connections=32, threads=2, seconds=1, **run)  # 32 environments up
+    par = wrk(url, connections=32, threads=2, seconds=options.seconds, cpu_pid=server.pid, **run)
+    ric_dir = str(awslambdaric_dir())
+    with baseline("echo") as port:
+        echo = wrk(f"http://127.0.0.1:{port}", connections=1, threads=1,
+                   seconds=options.seconds)
+    with baseline("ric_relay", "1", _handler_dir(), ric_dir) as port:
+        ric_seq = wrk(f"http://127.0.0.1:{port}", connections=1, threads=1,
+                      seconds=options.seconds, method="POST", body="{}")
+    with baseline("ric_relay", "4", _handler_dir(), ric_dir) as port:
+        ric_par = wrk(f"http://127.0.0.1:{port}", connections=32, threads=2,
+                      seconds=options.seconds, method="POST", body="{}")
+    assert seq.errors == 0 and par.errors == 0, (seq, par)
+    return [
+        Row("warm invoke latency, sequential", "p50 ≤ 0.5 ms, p99 ≤ 1.5 ms",
+            f"p50 {seq.p50_ms:.2f} ms, p99 {seq.p99_ms:.2f} ms",
+            f"echo p50 {echo.p50_ms:.2f} / p99 {echo.p99_ms:.2f}; awslambdaric "
+            f"p50 {ric_seq.p50_ms:.2f} / p99 {ric_seq.p99_ms:.2f}",
+            f"{ric_seq.p50_ms / seq.p50_ms:.1f}x faster than awslambdaric (p50)",
+            seq.p50_ms <= 0.5 and seq.p99_ms <= 1.5,
+            {"lamina": seq.__dict__, "echo": echo.__dict__, "awslambdaric": ric_seq.__dict__}),
+        Row("warm throughput, 32 clients", "≥ 8,000 invokes/s", f"{par.rps:,.0f} /s",
+            f"awslambdaric x4: {ric_par.rps:,.0f} /s", f"{par.rps / ric_par.rps:.1f}x",
+            par.rps >= 8000, {"lamina": par.__dict__, "awslambdaric": ric_par.__dict__}),
+        Row("server CPU per warm invoke", "≤ 100 µs", f"{par.cpu_us_per_request:.0f} µs", "—",
+            "—", (par.cpu_us_per_request or 1e9) <= 100,
+            {"cpu_us": par.cpu_us_per_request}),
+    ]
+
+
+def _timed_post(endpoint: str, path: str, headers: dict[str, str]) -> float:
+    host = endpoint.split("//")[1]
+    connection = http.client.HTTPConnection(host, timeout=60)
+    connection.connect()
+    started = time.perf_counter()
+    connection.request("POST", path, body=b"{}", headers=headers)
+    response = connection.getresponse()
+    body = response.read()
+    elapsed = (time.perf_counter() - started) * 1000
+    connection.close()
+    if response.status != 200 or b"errorType" in body:
+        raise RuntimeError(f"invoke failed: {response.status} {body[:200]!r}")
+    return elapsed
+
+
+def cold_start(server: Lamina, options: Options) -> list[Row]:
+    """The invoke that creates a new environment: each sample retires the previous ones."""
+    lam = server.client()
+    server.deploy("cold", zip_source(HELLO))
+    path = INVOKE.format("cold")
+    samples = []
+    for index in range(20 if options.quick else 100):
+        lam.update_function_configuration(FunctionName="cold", Description=f"sample {index}")
+        wait_settled(lam, "cold")
+        samples.append(_timed_post(server.endpoint, path, server.signed(path)))
+    ric = json.loads(subprocess.run(
+        [sys.executable, "-m", "bench.baselines.first_next", str(awslambdaric_dir()),
+         _handler_dir(), "5" if options.quick else "20"], cwd=ROOT, capture_output=True,
+        text=True, check=True).stdout)
+    p50, p99 = statistics.median(samples), percentile(samples, 0.99)
+    return [Row("cold start (invoke that creates an environment)", "p50 ≤ 5 ms, p99 ≤ 15 ms",
+                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms",
+                f"fresh awslambdaric to first /next: p50 {statistics.median(ric):.0f} ms",
+                f"{statistics.median(ric) / p50:.0f}x", p50 <= 5 and p99 <= 15,
+                {"lamina_ms": samples, "awslambdaric_ms": ric})]
+
+
+def scale_out(server: Lamina, options: Options) -> list[Row]:
+    """200 parallel 1-second invokes from zero environments, then the idle memory of each."""
+    count = 200
+    server.deploy("sleeper", zip_source(SLEEPER), Timeout=30)
+    path = INVOKE.format("sleeper")
+    body = b'{"seconds": 1}'
+    headers = server.signed(path, body)
+    host = server.endpoint.split("//")[1]
+    connections = []
+    for _ in range(count):
+        connection = http.client.HTTPConnection(host, timeout=60)
+        connection.connect()
+        connections.append(connection)
+    barrier = threading.Barrier(count + 1)
+    finished: list[float] = []
+    failures: list[str] = []
+
+    def one(connection: http.client.HTTPConnection) -> None:
+        barrier.wait()
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        answer = response.read()
+        if response.status != 200 or b"errorType" in answer:
+            failures.append(f"{response.status} {answer[:120]!r}")
+        finished.append(time.perf_counter())
+
+    threads = [threading.Thread(target=one, args=(c,)) for c in connections]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = max(finished) - started
+    for connection in connections:
+        connection.close()
+    time.sleep(0.5)  # let them settle idle
+    pids = _environment_pids(server)
+    per_env = statistics.median([pss_kb(pid) for pid in pids]) / 1024 if pids else 0.0
+    ric_pss = _fresh_awslambdaric_pss()
+    return [
+        Row("scale-out: 200 parallel 1-s invokes from zero", "all answered within 1.5 s",
+            f"{elapsed:.2f} s ({len(failures)} failed)", "—", "—",
+            elapsed <= 1.5 and not failures, {"seconds": elapsed, "failures": failures[:5]}),
+        Row("memory per idle warm environment (PSS)", "≤ 3 MB",
+            f"{per_env:.2f} MB (median of {len(pids)})",
+            f"fresh awslambdaric: {ric_pss:.1f} MB", f"{ric_pss / per_env:.0f}x smaller"
+            if per_env else "—", 0 < per_env <= 3, {"pss_mb": per_env, "ric_mb": ric_pss}),
+    ]
+
+
+def _environment_pids(server: Lamina) -> list[int]:
+    """Processes of environments: descendants of the server whose environment is a function's
+    (the template and its spares have none)."""
+    pids = []
+    for pid in descendants(server.pid):
+        with contextlib.suppress(OSError):
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            if b"AWS_LAMBDA_FUNCTION_NAME=" in environ:
+                pids.append(pid)
+    return pids
+
+
+def _fresh_awslambdaric_pss() -> float:
+    handler = _handler_dir()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        env = {**os.environ, "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
+               "PYTHONPATH": f"{awslambdaric_dir()}:{handler}"}
+        child = subprocess.Popen([sys.executable, "-m", "awslambdaric", "app.handler"], env=env,
+                                 cwd=handler, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        connection, _ = listener.accept()
+        data = b""
+        while b"/next" not in data:
+            data += connection.recv(4096)
+        time.sleep(0.2)
+        value = pss_kb(child.pid) / 1024
+        child.kill()
+        child.wait()
+        connection.close()
+    return value
+
+
+def density(options: Options) -> list[Row]:
+    """5,000 idle warm environments held by provisioned concurrency; the server stays healthy."""
+    count = 200 if options.quick else 5000
+    env = {"LAMINA_ACCOUNT_CONCURRENCY": str(count + 200), "LAMINA_MAX_STARTING": "128"}
+    with lamina(**env) as server:
+        lam = server.client()
+        server.deploy("dense", zip_source(HELLO))
+        version = lam.publish_version(FunctionName="dense")["Version"]
+        lam.put_function_concurrency(FunctionName="dense", ReservedConcurrentExecutions=count)
+        started = time.perf_counter()
+        lam.put_provisioned_concurrency_config(FunctionName="dense", Qualifier=version,
+                                               ProvisionedConcurrentExecutions=count)
+        deadline = time.monotonic() + 900
+        status = ""
+        while time.monotonic() < deadline:
+            status = lam.get_provisioned_concurrency_config(FunctionName="dense",
+                                                            Qualifier=version)["Status"]
+            if status in ("READY", "FAILED"):
+                break
+            time.sleep(1)
+        ready_s = time.perf_counter() - started
+        pids = _environment_pids(server)
+        health_started = time.perf_counter()
+        with contextlib.closing(http.client.HTTPConnection(server.endpoint.split("//")[1])) as c:
+            c.request("GET", "/_lamina/health")
+            healthy = c.getresponse().status == 200
+        health_ms = (time.perf_counter() - health_started) * 1000
+        invoked = json.loads(lam.invoke(FunctionName="dense", Qualifier=version,
+                                        Payload=b"{}")["Payload"].read()) == {"ok": True}
+        total_gb = sum(pss_kb(pid) for pid in pids) / 1024 / 1024
+    return [Row(f"density: {count:,} idle warm environments", "5,000, server healthy",
+                f"{len(pids):,} alive ({status} in {ready_s:.0f} s), {total_gb:.1f} GB PSS, "
+                f"health {health_ms:.1f} ms, invoke {'ok' if invoked else 'FAILED'}", "—", "—",
+                len(pids) >= 5000 and healthy and invoked if not options.quick else None,
+                {"alive": len(pids), "ready_s": ready_s, "total_pss_gb": total_gb})]
