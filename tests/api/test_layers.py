@@ -52,6 +52,9 @@ def test_publish_get_list_delete(lam: Any) -> None:
     assert lam.get_layer_version(LayerName=f"{LAYER_ARN}{name}", VersionNumber=2)["Version"] == 2
     versions = lam.list_layer_versions(LayerName=name)["LayerVersions"]
     assert [v["Version"] for v in versions] == [2, 1]
+    pages = lam.get_paginator("list_layer_versions").paginate(
+        LayerName=name, PaginationConfig={"PageSize": 1})
+    assert [v["Version"] for p in pages for v in p["LayerVersions"]] == [2, 1]
     python_only = lam.list_layer_versions(LayerName=name, CompatibleRuntime="python3.11")
     assert [v["Version"] for v in python_only["LayerVersions"]] == [1]
     layers = {item["LayerName"]: item for item in lam.list_layers()["Layers"]}

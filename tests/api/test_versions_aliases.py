@@ -161,6 +161,9 @@ def test_alias_lifecycle(lam: Any) -> None:
     lam.create_alias(FunctionName=name, Name="beta", FunctionVersion="$LATEST")
     listed = lam.list_aliases(FunctionName=name)["Aliases"]
     assert [a["Name"] for a in listed] == ["beta", "live"]
+    pages = lam.get_paginator("list_aliases").paginate(FunctionName=name,
+                                                       PaginationConfig={"PageSize": 1})
+    assert [a["Name"] for p in pages for a in p["Aliases"]] == ["beta", "live"]
     assert [a["Name"] for a in lam.list_aliases(FunctionName=name,
                                                 FunctionVersion="2")["Aliases"]] == ["live"]
     assert invoke(lam, name, Qualifier="beta")[0]["ExecutedVersion"] == "$LATEST"

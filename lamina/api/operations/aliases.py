@@ -16,13 +16,12 @@ from lamina.api.lifecycle import new_revision
 from lamina.api.naming import LATEST
 from lamina.api.operations import Call, operation
 from lamina.api.operations.functions import load
+from lamina.api.paging import page
 from lamina.api.qualifiers import alias_not_found
 from lamina.api.versions import REVISION_MISMATCH
 from lamina.errors import InvalidParameterValue, PreconditionFailed, ResourceConflict
 from lamina.store.aliases import AliasRecord
 from lamina.store.api import AlreadyExists, NotFound, RevisionMismatch
-
-MAX_LIST = 50
 
 
 def describe_alias(context: ApiContext, alias: AliasRecord) -> dict[str, Any]:
@@ -149,11 +148,8 @@ async def list_aliases(call: Call) -> dict[str, Any]:
     version = params.get("FunctionVersion")
     if version is not None:
         aliases = [a for a in aliases if version in a.versions()]
-    marker = params.get("Marker")
+    items, marker = page(aliases, lambda a: a.name, params)
+    output: dict[str, Any] = {"Aliases": [describe_alias(context, a) for a in items]}
     if marker is not None:
-        aliases = [a for a in aliases if a.name > marker]
-    limit = params.get("MaxItems") or MAX_LIST
-    output: dict[str, Any] = {"Aliases": [describe_alias(context, a) for a in aliases[:limit]]}
-    if len(aliases) > limit:
-        output["NextMarker"] = aliases[limit - 1].name
+        output["NextMarker"] = marker
     return output

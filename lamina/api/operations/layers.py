@@ -20,6 +20,7 @@ from lamina.api.context import ApiContext
 from lamina.api.layers import layer_arn, layer_name, parse_version_arn, version_arn
 from lamina.api.lifecycle import new_revision
 from lamina.api.operations import Call, operation
+from lamina.api.paging import page
 from lamina.api.versions import REVISION_MISMATCH
 from lamina.errors import (
     InvalidParameterValue,
@@ -30,8 +31,6 @@ from lamina.errors import (
 from lamina.store.api import AlreadyExists, NotFound, RevisionMismatch
 from lamina.store.archives import inspect_archive
 from lamina.store.layers import LayerVersionRecord, StatementNotFound
-
-MAX_LIST = 50
 
 
 def _item(context: ApiContext, record: LayerVersionRecord) -> dict[str, Any]:
@@ -125,17 +124,6 @@ def _matches(record: LayerVersionRecord, params: dict[str, Any]) -> bool:
             and (architecture is None or architecture in record.architectures))
 
 
-def _page(items: list[Any], key: Any, params: dict[str, Any]) -> tuple[list[Any], str | None]:
-    marker = params.get("Marker")
-    if marker is not None:
-        keys = [str(key(item)) for item in items]
-        if marker not in keys:
-            raise InvalidParameterValue(f"Invalid marker: {marker}")
-        items = items[keys.index(marker) + 1:]
-    limit = params.get("MaxItems") or MAX_LIST
-    return items[:limit], (str(key(items[limit - 1])) if len(items) > limit else None)
-
-
 @operation("ListLayers")
 async def list_layers(call: Call) -> dict[str, Any]:
     context, params = call.context, call.params
@@ -143,11 +131,11 @@ async def list_layers(call: Call) -> dict[str, Any]:
     for record in await context.db(catalog(context).layers.versions):
         if record.name not in latest and _matches(record, params):
             latest[record.name] = record  # versions come newest first
-    page, marker = _page(sorted(latest.values(), key=lambda r: r.name), lambda r: r.name,
+    items, marker = page(sorted(latest.values(), key=lambda r: r.name), lambda r: r.name,
                          params)
     output: dict[str, Any] = {"Layers": [
         {"LayerName": r.name, "LayerArn": layer_arn(context.naming, r.name),
-         "LatestMatchingVersion": _item(context, r)} for r in page]}
+         "LatestMatchingVersion": _item(context, r)} for r in items]}
     if marker is not None:
         output["NextMarker"] = marker
     return output
@@ -159,8 +147,8 @@ async def list_layer_versions(call: Call) -> dict[str, Any]:
     name = _name(context, params["LayerName"])
     versions = [r for r in await context.db(catalog(context).layers.versions, name)
                 if _matches(r, params)]
-    page, marker = _page(versions, lambda r: r.version, params)
-    output: dict[str, Any] = {"LayerVersions": [_item(context, r) for r in page]}
+    items, marker = page(versions, lambda r: r.version, params)
+    output: dict[str, Any] = {"LayerVersions": [_item(context, r) for r in items]}
     if marker is not None:
         output["NextMarker"] = marker
     return output

@@ -17,6 +17,7 @@ from lamina.api.context import ApiContext
 from lamina.api.naming import LATEST
 from lamina.api.operations import Call, operation
 from lamina.api.operations.functions import load
+from lamina.api.paging import page
 from lamina.errors import (
     InvalidParameterValue,
     ProvisionedConcurrencyConfigNotFound,
@@ -25,7 +26,6 @@ from lamina.errors import (
 from lamina.store.api import NotFound
 from lamina.store.provisioned import ProvisionedRecord
 
-MAX_LIST = 50
 UNPUBLISHED = ("Provisioned Concurrency Configs cannot be applied to unpublished function "
                "versions.")
 
@@ -138,16 +138,13 @@ async def list_provisioned_concurrency_configs(call: Call) -> dict[str, Any]:
     context, params = call.context, call.params
     function = await load(context, params["FunctionName"], allow_qualifier=False)
     configs = await context.db(catalog(context).provisioned.list, function.name)
-    marker = params.get("Marker")
-    if marker is not None:
-        configs = [c for c in configs if c.qualifier > marker]
-    limit = params.get("MaxItems") or MAX_LIST
+    configs, marker = page(configs, lambda c: c.qualifier, params)
     items = []
-    for config in configs[:limit]:
+    for config in configs:
         item = _describe(context, config, await provisioning.versions_of(context, config))
         item["FunctionArn"] = context.naming.function_arn(config.function, config.qualifier)
         items.append(item)
     output: dict[str, Any] = {"ProvisionedConcurrencyConfigs": items}
-    if len(configs) > limit:
-        output["NextMarker"] = configs[limit - 1].qualifier
+    if marker is not None:
+        output["NextMarker"] = marker
     return output

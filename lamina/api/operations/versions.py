@@ -10,10 +10,9 @@ from lamina.api.configuration import describe
 from lamina.api.lifecycle import refuse_if_settling
 from lamina.api.operations import Call, operation
 from lamina.api.operations.functions import load
+from lamina.api.paging import page
 from lamina.api.versions import REVISION_MISMATCH, publish
 from lamina.errors import InvalidParameterValue, PreconditionFailed
-
-MAX_LIST = 50
 
 
 @operation("PublishVersion")
@@ -39,14 +38,8 @@ async def list_versions_by_function(call: Call) -> dict[str, Any]:
     context, params = call.context, call.params
     latest = await load(context, params["FunctionName"], allow_qualifier=False)
     versions = await context.db(context.store.list_versions, latest.name)
-    marker = params.get("Marker")
+    items, marker = page(versions, lambda v: v.version, params)
+    output: dict[str, Any] = {"Versions": [describe(v, context.naming) for v in items]}
     if marker is not None:
-        positions = [i for i, v in enumerate(versions) if v.version == marker]
-        if not positions:
-            raise InvalidParameterValue(f"Invalid marker: {marker}")
-        versions = versions[positions[0] + 1:]
-    limit = params.get("MaxItems") or MAX_LIST
-    output: dict[str, Any] = {"Versions": [describe(v, context.naming) for v in versions[:limit]]}
-    if len(versions) > limit:
-        output["NextMarker"] = versions[limit - 1].version
+        output["NextMarker"] = marker
     return output
