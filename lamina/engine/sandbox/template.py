@@ -50,6 +50,7 @@ PRELOAD = (
     "base64", "datetime", "decimal", "uuid", "hashlib", "hmac", "re", "typing", "dataclasses",
     "collections", "functools", "io", "time", "threading", "select", "errno", "signal", "struct",
     "random", "tempfile", "contextlib", "email.utils", "zoneinfo", "queue",
+    "encodings.idna",  # any getaddrinfo() of a host name imports it: keep it off cold starts
 )
 
 
