@@ -17,8 +17,7 @@ import sqlalchemy as sa
 from lamina.store.api import AlreadyExists, NotFound, RevisionMismatch
 from lamina.store.schema import aliases as al
 from lamina.store.schema import function_versions as fv
-from lamina.store.schema import functions
-from lamina.store.sql import SqlMetadataStore
+from lamina.store.sql import SqlMetadataStore, lock_function
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +49,7 @@ class SqlAliasStore:
     def create(self, record: AliasRecord) -> None:
         """Raises ``AlreadyExists``, or ``NotFound`` when the function or a version is gone."""
         with self._store.transaction(write=True) as conn:
-            _lock_function(conn, record.function)
+            lock_function(conn, record.function)
             if _row(conn, record.function, record.name) is not None:
                 raise AlreadyExists(f"{record.function}:{record.name}")
             _check_versions(conn, record)
@@ -70,7 +69,7 @@ class SqlAliasStore:
         """Compare-and-swap on ``revision_id``. Raises ``NotFound`` (alias or a version gone)
         or ``RevisionMismatch``."""
         with self._store.transaction(write=True) as conn:
-            _lock_function(conn, record.function)
+            lock_function(conn, record.function)
             current = _row(conn, record.function, record.name)
             if current is None:
                 raise NotFound(f"{record.function}:{record.name}")
@@ -89,13 +88,6 @@ class SqlAliasStore:
                 raise NotFound(f"{function}:{name}")
             conn.execute(sa.delete(al).where(al.c.name == function, al.c.alias == name))
         return _record(row)
-
-
-def _lock_function(conn: sa.Connection, function: str) -> None:
-    found = conn.execute(sa.select(functions.c.name).where(functions.c.name == function)
-                         .with_for_update()).scalar_one_or_none()
-    if found is None:
-        raise NotFound(function)
 
 
 def _check_versions(conn: sa.Connection, record: AliasRecord) -> None:

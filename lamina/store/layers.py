@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from lamina.store.api import AlreadyExists, NotFound, RevisionMismatch
 from lamina.store.schema import layer_versions as lv
 from lamina.store.schema import layers
-from lamina.store.sql import SqlMetadataStore
+from lamina.store.sql import SqlMetadataStore, next_number
 
 
 class StatementNotFound(NotFound):
@@ -49,14 +49,7 @@ class SqlLayerStore:
     def publish(self, record: LayerVersionRecord) -> LayerVersionRecord:
         """Store ``record`` as the layer's next version (creating the layer) and return it."""
         with self._store.transaction(write=True) as conn:
-            last = conn.execute(sa.select(layers.c.last_version).where(
-                layers.c.name == record.name).with_for_update()).scalar_one_or_none()
-            number = (last or 0) + 1
-            if last is None:
-                conn.execute(sa.insert(layers).values(name=record.name, last_version=number))
-            else:
-                conn.execute(sa.update(layers).where(layers.c.name == record.name)
-                             .values(last_version=number))
+            number = next_number(conn, layers, record.name)
             stored = dataclasses.replace(record, version=number, policy=(),
                                          policy_revision=None)
             conn.execute(sa.insert(lv).values(**_values(stored)))

@@ -11,10 +11,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from lamina.store.api import NotFound
-from lamina.store.schema import functions
 from lamina.store.schema import provisioned_concurrency as pc
-from lamina.store.sql import SqlMetadataStore
+from lamina.store.sql import SqlMetadataStore, lock_function
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,10 +30,7 @@ class SqlProvisionedStore:
     def put(self, record: ProvisionedRecord) -> None:
         """Create or replace. Raises ``NotFound`` when the function is gone."""
         with self._store.transaction(write=True) as conn:
-            found = conn.execute(sa.select(functions.c.name).where(
-                functions.c.name == record.function).with_for_update()).scalar_one_or_none()
-            if found is None:
-                raise NotFound(record.function)
+            lock_function(conn, record.function)
             conn.execute(sa.delete(pc).where(pc.c.name == record.function,
                                              pc.c.qualifier == record.qualifier))
             conn.execute(sa.insert(pc).values(name=record.function, qualifier=record.qualifier,

@@ -173,31 +173,20 @@ class SqlMetadataStore:
     def publish_version(self, record: FunctionRecord, expected_revision_id: str,
                         expected_last: str | None) -> FunctionRecord:
         with self._write() as conn:
-            found = conn.execute(
-                sa.select(functions.c.created).where(functions.c.name == record.name)
-                .with_for_update()
-            ).one_or_none()
+            created = lock_function(conn, record.name)
             latest = conn.execute(
                 sa.select(fv.c.revision_id).where(fv.c.name == record.name,
                                                   fv.c.version == LATEST)
             ).scalar_one_or_none()
-            if found is None or latest is None:
+            if latest is None:
                 raise NotFound(record.name)
             if latest != expected_revision_id:
                 raise RevisionMismatch(f"{record.name}:{LATEST} is at revision {latest}")
             newest = _newest_published(conn, record.name)
             if newest != expected_last:
                 raise RevisionMismatch(f"{record.name} was published meanwhile ({newest})")
-            last = conn.execute(
-                sa.select(counters.c.last_version).where(counters.c.name == record.name)
-            ).scalar_one_or_none()
-            number = (last or 0) + 1
-            if last is None:
-                conn.execute(sa.insert(counters).values(name=record.name, last_version=number))
-            else:
-                conn.execute(sa.update(counters).where(counters.c.name == record.name)
-                             .values(last_version=number))
-            stored = dataclasses.replace(record, version=str(number), created=found.created)
+            number = next_number(conn, counters, record.name)
+            stored = dataclasses.replace(record, version=str(number), created=created)
             conn.execute(sa.insert(fv).values(**_version_row(stored)))
         return stored
 
@@ -390,6 +379,34 @@ def _record(row: sa.Row[Any]) -> FunctionRecord:
     )
 
 
+def lock_function(conn: sa.Connection, name: str) -> float:
+    """Lock a function's row for the rest of the transaction (PostgreSQL; SQLite's write
+    transaction is exclusive already) and return its creation time; ``NotFound`` if none.
+    Feature stores take it first when what they write hangs on the function."""
+    created = conn.execute(
+        sa.select(functions.c.created).where(functions.c.name == name).with_for_update()
+    ).scalar_one_or_none()
+    if created is None:
+        raise NotFound(name)
+    return float(created)
+
+
+def next_number(conn: sa.Connection, counters_table: sa.Table, name: str) -> int:
+    """One more than the last number a ``(name, last_version)`` counter gave out, recorded:
+    numbers are never reused, even after what carried them was deleted."""
+    last = conn.execute(
+        sa.select(counters_table.c.last_version).where(counters_table.c.name == name)
+        .with_for_update()
+    ).scalar_one_or_none()
+    number = (last or 0) + 1
+    if last is None:
+        conn.execute(sa.insert(counters_table).values(name=name, last_version=number))
+    else:
+        conn.execute(sa.update(counters_table).where(counters_table.c.name == name)
+                     .values(last_version=number))
+    return number
+
+
 def _newest_published(conn: sa.Connection, name: str) -> str | None:
     versions = conn.execute(
         sa.select(fv.c.version).where(fv.c.name == name, fv.c.version != LATEST)
@@ -414,4 +431,5 @@ def _create_private_file(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
-__all__ = ["PostgresStore", "SQLiteStore", "SqlMetadataStore", "postgres_url"]
+__all__ = ["PostgresStore", "SQLiteStore", "SqlMetadataStore", "lock_function",
+           "next_number", "postgres_url"]

@@ -6,10 +6,9 @@ from collections.abc import Iterable, Mapping
 
 import sqlalchemy as sa
 
-from lamina.store.api import LimitExceeded, NotFound
+from lamina.store.api import LimitExceeded
 from lamina.store.schema import function_tags as ft
-from lamina.store.schema import functions
-from lamina.store.sql import SqlMetadataStore
+from lamina.store.sql import SqlMetadataStore, lock_function
 
 
 class SqlTagStore:
@@ -25,7 +24,7 @@ class SqlTagStore:
         """Add or overwrite ``tags``. Raises ``NotFound``, or ``LimitExceeded`` when the
         function would carry more than ``limit`` tags (nothing is written then)."""
         with self._store.transaction(write=True) as conn:
-            _lock(conn, name)
+            lock_function(conn, name)
             current = {row.key for row in conn.execute(
                 sa.select(ft.c.key).where(ft.c.name == name))}
             if len(current | set(tags)) > limit:
@@ -40,12 +39,5 @@ class SqlTagStore:
     def untag(self, name: str, keys: Iterable[str]) -> None:
         """Remove ``keys`` (unknown keys are ignored). Raises ``NotFound``."""
         with self._store.transaction(write=True) as conn:
-            _lock(conn, name)
+            lock_function(conn, name)
             conn.execute(sa.delete(ft).where(ft.c.name == name, ft.c.key.in_(list(keys))))
-
-
-def _lock(conn: sa.Connection, name: str) -> None:
-    found = conn.execute(sa.select(functions.c.name).where(functions.c.name == name)
-                         .with_for_update()).scalar_one_or_none()
-    if found is None:
-        raise NotFound(name)
