@@ -1,9 +1,12 @@
 """Publishing a version: an immutable copy of ``$LATEST``'s code and configuration.
 
 Publishing what the newest version already holds returns that version (Lambda's rule), so
-retried deploy scripts do not pile up identical versions. The comparison ignores the version's
-own ``Description`` and the state fields; the store numbers the version and refuses (so this
-retries) when another publish got in between.
+retried deploy scripts do not pile up identical versions. The comparison covers the code and the
+whole configuration except the state fields; a version's own ``Description`` (PublishVersion's
+parameter) is not compared, the ``Description`` ``$LATEST`` had when it was published is (kept
+in the version as ``SourceDescription``, a member Lambda's model does not have, so no answer
+shows it). The store numbers the version and refuses (so this retries) when another publish got
+in between.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ if TYPE_CHECKING:
 
 REVISION_MISMATCH = ("The Revision Id provided does not match the latest Revision Id. Call the "
                      "GetFunction/GetAlias API to retrieve the latest Revision Id")
-_NOT_COMPARED = frozenset({"Description", "State", "StateReason", "StateReasonCode",
+_SOURCE = "SourceDescription"
+_NOT_COMPARED = frozenset({"Description", _SOURCE, "State", "StateReason", "StateReasonCode",
                            "LastUpdateStatus", "LastUpdateStatusReason",
                            "LastUpdateStatusReasonCode"})
 _ATTEMPTS = 5
@@ -31,6 +35,7 @@ _ATTEMPTS = 5
 
 def _fingerprint(record: FunctionRecord) -> tuple[str, str]:
     config = {k: v for k, v in record.config.items() if k not in _NOT_COMPARED}
+    config[_SOURCE] = record.config.get(_SOURCE, record.config.get("Description", ""))
     return record.code_sha256, json.dumps(config, sort_keys=True, default=str)
 
 
@@ -43,6 +48,7 @@ async def publish(context: ApiContext, latest: FunctionRecord, description: str 
         if newest is not None and _fingerprint(newest) == _fingerprint(latest):
             return newest
         config: dict[str, Any] = dict(latest.config)
+        config[_SOURCE] = latest.config.get("Description", "")
         if description is not None:
             config["Description"] = description
         record = dataclasses.replace(latest, version="", config=config,

@@ -34,24 +34,30 @@ def test_publish_snapshots_code_and_configuration(lam: Any) -> None:
     assert published["ResponseMetadata"]["HTTPStatusCode"] == 201
     assert published["Version"] == "1" and published["FunctionArn"] == f"{ARN}{name}:1"
     assert published["Description"] == "first" and published["State"] == "Active"
-    # Unchanged code and configuration: the same version comes back.
+    # Unchanged code and configuration: the same version comes back (whatever the version's
+    # own description); a changed Description of $LATEST is a change.
     assert lam.publish_version(FunctionName=name)["Version"] == "1"
+    assert lam.publish_version(FunctionName=name, Description="again")["Version"] == "1"
+    lam.update_function_configuration(FunctionName=name, Description="reworded")
+    wait_ready(lam, name)
+    assert lam.publish_version(FunctionName=name)["Version"] == "2"
     lam.update_function_configuration(FunctionName=name,
                                       Environment={"Variables": {"APP_COLOUR": "blue"}})
     wait_ready(lam, name)
-    assert lam.publish_version(FunctionName=name)["Version"] == "2"
+    assert lam.publish_version(FunctionName=name)["Version"] == "3"
     one = lam.get_function_configuration(FunctionName=name, Qualifier="1")
     assert one["Version"] == "1" and one["Environment"]["Variables"] == {"APP_COLOUR": "red"}
-    got = lam.get_function(FunctionName=f"{ARN}{name}:2")
+    got = lam.get_function(FunctionName=f"{ARN}{name}:3")
     assert got["Configuration"]["Environment"]["Variables"] == {"APP_COLOUR": "blue"}
+    assert "SourceDescription" not in got["Configuration"]
     versions = lam.list_versions_by_function(FunctionName=name)["Versions"]
-    assert [v["Version"] for v in versions] == ["$LATEST", "1", "2"]
+    assert [v["Version"] for v in versions] == ["$LATEST", "1", "2", "3"]
     pages = lam.get_paginator("list_versions_by_function").paginate(
         FunctionName=name, PaginationConfig={"PageSize": 1})
-    assert [v["Version"] for p in pages for v in p["Versions"]] == ["$LATEST", "1", "2"]
+    assert [v["Version"] for p in pages for v in p["Versions"]] == ["$LATEST", "1", "2", "3"]
     every = [f for p in lam.get_paginator("list_functions").paginate(FunctionVersion="ALL")
              for f in p["Functions"] if f["FunctionName"] == name]
-    assert [f["Version"] for f in every] == ["$LATEST", "1", "2"]
+    assert [f["Version"] for f in every] == ["$LATEST", "1", "2", "3"]
 
 
 def test_publish_guards_code_sha_and_revision(lam: Any) -> None:
