@@ -37,7 +37,7 @@ from lamina.invoke.api import (
 from lamina.store.api import NotFound
 from lamina.store.schema import async_events as ev
 from lamina.store.schema import event_invoke_configs as eic
-from lamina.store.schema import functions
+from lamina.store.sql import lock_function
 
 _CHUNK = 500  # ids per IN list, well under every backend's limit of bound parameters
 
@@ -164,7 +164,7 @@ class SqlEventInvokeConfigs:
 
     def put_config(self, record: EventInvokeConfigRecord) -> None:
         with self._store.transaction(write=True) as conn:
-            _lock_function(conn, record.function_name)
+            lock_function(conn, record.function_name)
             conn.execute(sa.delete(eic).where(eic.c.function_name == record.function_name,
                                               eic.c.qualifier == record.qualifier))
             conn.execute(sa.insert(eic).values(
@@ -176,7 +176,7 @@ class SqlEventInvokeConfigs:
                       now: float) -> EventInvokeConfigRecord:
         """Replace the stored config by ``apply(stored)`` in one transaction."""
         with self._store.transaction(write=True) as conn:
-            _lock_function(conn, function_name)
+            lock_function(conn, function_name)
             row = conn.execute(sa.select(eic.c.config).where(
                 eic.c.function_name == function_name, eic.c.qualifier == qualifier)
                 .with_for_update()).one_or_none()
@@ -217,15 +217,6 @@ def _serialised(lock: contextlib.AbstractContextManager[Any],
                 store: SharedDatabase) -> Any:
     with lock, store.transaction(write=True) as conn:
         yield conn
-
-
-def _lock_function(conn: sa.Connection, name: str) -> None:
-    """Lock the function's row (PostgreSQL; SQLite's write lock already excludes writers), so
-    a config cannot be written for a function that is being deleted."""
-    found = conn.execute(sa.select(functions.c.name).where(functions.c.name == name)
-                         .with_for_update()).scalar_one_or_none()
-    if found is None:
-        raise NotFound(name)
 
 
 def _row(event: NewEvent) -> dict[str, Any]:
