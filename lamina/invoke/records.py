@@ -8,6 +8,9 @@
 
 An attempt's outcome is kept on the queued event as a small JSON document (``attempt_result``)
 so that a record written later, when the event's age runs out, still tells what happened last.
+Every record has every member: an attempt the platform refused (a throttle) shows its status
+(429) and error; an event that never got as far as an attempt (too old at its first try) shows
+status 0 and a null ``responsePayload``.
 """
 
 from __future__ import annotations
@@ -71,11 +74,11 @@ def invocation_record(*, request_id: str, function_arn: str, condition: str,
         },
         "requestPayload": _json_or_text(request_payload.decode("utf-8", "replace")),
     }
-    if result is not None:
-        context: dict[str, Any] = {"statusCode": result["statusCode"],
-                                   "executedVersion": result.get("executedVersion", "")}
-        if result.get("functionError"):
-            context["functionError"] = result["functionError"]
-        record["responseContext"] = context
-        record["responsePayload"] = _json_or_text(result.get("payload", ""))
+    result = result or {"statusCode": 0}
+    context: dict[str, Any] = {"statusCode": result["statusCode"],
+                               "executedVersion": result.get("executedVersion", "")}
+    if result.get("functionError"):
+        context["functionError"] = result["functionError"]
+    record["responseContext"] = context
+    record["responsePayload"] = _json_or_text(result.get("payload", ""))
     return json.dumps(record, separators=(",", ":")).encode()
