@@ -144,6 +144,10 @@ class NotImplementedYet(ServiceError):
     code, status = "ServiceException", 501
 
 
+class ServiceUnavailable(ServiceError):
+    code, status = "ServiceException", 503
+
+
 class InternalError(ServiceError):
     code, status = "ServiceException", 500
 

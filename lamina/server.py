@@ -15,6 +15,7 @@ import gc
 import json
 import logging
 import os
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -241,6 +242,15 @@ async def serve(settings: Settings) -> int:
     return 0
 
 
+def raise_open_files_limit() -> int:
+    """Every environment holds a few descriptors in the server (its Runtime API listener and
+    connection, its output pipe): thousands of warm environments need the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
 def run(settings: Settings) -> int:
     """Run the server on uvloop until SIGTERM/SIGINT; returns the process exit code."""
     import uvloop
@@ -248,4 +258,5 @@ def run(settings: Settings) -> int:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    raise_open_files_limit()
     return uvloop.run(serve(settings))

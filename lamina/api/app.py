@@ -10,6 +10,7 @@ queue).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -27,13 +28,14 @@ from lamina.api.operations.invoke import MAX_SYNC_PAYLOAD
 from lamina.api.parse import check_json_payload, parse_request
 from lamina.api.serialize import serialize_error, serialize_response
 from lamina.api.validate import validate
-from lamina.engine.api import InvokeRequest
+from lamina.engine.api import FunctionTarget, InvokeRequest, InvokeResult
 from lamina.errors import (
     InternalError,
     NotImplementedYet,
     RequestTooLarge,
     ResourceNotFound,
     ServiceError,
+    ServiceUnavailable,
 )
 from lamina.http.types import Request, Response
 from lamina.identity.authorize import Authorizer
@@ -46,6 +48,25 @@ _JSON_TYPE = ("Content-Type", "application/json")
 _INVOKE_PREFIX = "/2015-03-31/functions/"
 _INVOKE_SUFFIX = "/invocations"
 
+
+
+def _invoke_response(result: InvokeResult, request_id: str) -> Response:
+    headers = [_JSON_TYPE, ("X-Amz-Executed-Version", result.executed_version),
+               ("x-amzn-RequestId", request_id)]
+    if result.function_error:
+        headers.append(("X-Amz-Function-Error", result.function_error))
+    return Response(200, headers, result.payload)
+
+
+def _answer_invoke(answer: asyncio.Future[Response], done: asyncio.Future[InvokeResult],
+                   request_id: str) -> None:
+    if answer.done():
+        return
+    if done.cancelled():  # the server is shutting down
+        answer.set_result(serialize_error(ServiceUnavailable("The service is shutting down."),
+                                          request_id))
+        return
+    answer.set_result(_invoke_response(done.result(), request_id))
 
 
 class LaminaApp:
@@ -67,14 +88,17 @@ class LaminaApp:
             return self._lamina(request)
         return self._lambda_api(request)
 
-    async def _invoke(self, request: Request) -> Response:
+    def _invoke(self, request: Request) -> Response | Awaitable[Response]:
         """Invoke of a warm, cached ``$LATEST`` or version, synchronously: the hot path.
 
         It does what the general pipeline does (verify, check the name and the payload,
         authorize, invoke, answer in the operation's shape) with a fraction of the code, because
-        on this path every instruction shows in the latency (HOST.md). Anything else — an
-        alias, a client context, a log tail, another invocation type, a function not in the
-        cache yet — takes the general pipeline, which also fills the cache.
+        on this path every instruction shows in the latency (HOST.md). When an idle environment
+        is there, the answer is a plain future completed by the invocation's own: no task, no
+        coroutine. Anything else — an alias, a client context, a log tail, another invocation
+        type, a function not in the cache yet — takes the general pipeline, which also fills the
+        cache; a warm invoke that must wait (no idle environment, a concurrency slot to wait
+        for) takes ``_invoke_waiting``.
         """
         request_id = new_request_id()
         try:
@@ -88,10 +112,10 @@ class LaminaApp:
                     or "%" in name or ":" in name
                     or (qualifier is not None and qualifier != LATEST
                         and not qualifier.isdigit())):
-                return await self._lambda_api(request, request_id)
+                return self._lambda_api(request, request_id)
             cached = self.context.cache.get(name, qualifier or LATEST)
             if cached is None:
-                return await self._lambda_api(request, request_id)
+                return self._lambda_api(request, request_id)
             target = cached[1]
             self.authorizer.check(principal, "Invoke", target.function_arn)
             payload = request.body or b"{}"
@@ -99,16 +123,24 @@ class LaminaApp:
                 raise RequestTooLarge(f"Request must be smaller than {MAX_SYNC_PAYLOAD} bytes "
                                       "for the InvokeFunction operation")
             check_json_payload(payload)
-            invoked_arn = target.function_arn if qualifier is None else target.qualified_arn
-            result = await self.context.engine.invoke(target, InvokeRequest(
-                payload, request_id, invoked_arn, new_trace_id(headers.get("x-amzn-trace-id"))))
         except ServiceError as exc:
             return serialize_error(exc, request_id)
-        out = [_JSON_TYPE, ("X-Amz-Executed-Version", result.executed_version),
-               ("x-amzn-RequestId", request_id)]
-        if result.function_error:
-            out.append(("X-Amz-Function-Error", result.function_error))
-        return Response(200, out, result.payload)
+        invoked_arn = target.function_arn if qualifier is None else target.qualified_arn
+        invocation = InvokeRequest(payload, request_id, invoked_arn,
+                                   new_trace_id(headers.get("x-amzn-trace-id")))
+        result = self.context.engine.invoke_now(target, invocation)
+        if result is None:
+            return self._invoke_waiting(target, invocation)
+        answer: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        result.add_done_callback(lambda done: _answer_invoke(answer, done, request_id))
+        return answer
+
+    async def _invoke_waiting(self, target: FunctionTarget, invocation: InvokeRequest) -> Response:
+        try:
+            result = await self.context.engine.invoke(target, invocation)
+        except ServiceError as exc:
+            return serialize_error(exc, invocation.request_id)
+        return _invoke_response(result, invocation.request_id)
 
     async def _lambda_api(self, request: Request, request_id: str | None = None) -> Response:
         request_id = request_id or new_request_id()

@@ -61,6 +61,10 @@ class EnvState(enum.Enum):
     BUSY = "busy"  # an invocation is assigned
     DEAD = "dead"
 
+    # Members are singletons: identity is the hash. Enum's own __hash__ is Python code, and
+    # the transition check below hashes states on every invocation.
+    __hash__ = object.__hash__
+
 
 _ALLOWED = {
     EnvState.STARTING: {EnvState.IDLE, EnvState.BUSY, EnvState.DEAD},

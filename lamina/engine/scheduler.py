@@ -89,6 +89,31 @@ class Scheduler:
         finally:
             self._give_slot(target.name)
 
+    def invoke_now(self, target: FunctionTarget,
+                   request: InvokeRequest) -> asyncio.Future[InvokeResult] | None:
+        """Dispatch at once to an idle environment when there is one and a slot is free;
+        ``None`` means the caller must take ``invoke``. The warm path: no task, no await."""
+        pool = self.pools.get(target.key)
+        if pool is None or pool.target.generation != target.generation or not pool.idle:
+            return None
+        name = target.name
+        if not self._take_slot(name):
+            return None
+        while pool.idle:
+            env = pool.idle.pop()
+            if env.state is EnvState.IDLE and not env.retired:
+                invocation = Invocation(request, asyncio.get_running_loop().create_future())
+                env.dispatch(invocation)
+                invocation.future.add_done_callback(
+                    lambda _, pool=pool, env=env: self._after_now(pool, env, name))
+                return invocation.future
+        self._give_slot(name)
+        return None
+
+    def _after_now(self, pool: Pool, env: Environment, name: str) -> None:
+        self._release(pool, env)
+        self._give_slot(name)
+
     def retire(self, name: str, version: str | None = None) -> None:
         for key in [k for k in self.pools if k[0] == name and (version is None or k[1] == version)]:
             self._retire_pool(self.pools.pop(key))
