@@ -27,6 +27,7 @@ from lamina.api.auth import SigV4Verifier
 from lamina.api.catalog import Catalog
 from lamina.api.code_urls import CodeUrls, load_key
 from lamina.api.context import ApiContext
+from lamina.api.iam import IamApi, IamServices
 from lamina.api.lifecycle import settle_all
 from lamina.api.naming import Naming
 from lamina.api.operations.invoke import resolve_target
@@ -39,6 +40,7 @@ from lamina.errors import RequestEntityTooLarge, RequestTooLarge, ServiceError
 from lamina.http.server import HttpServer
 from lamina.http.types import Request, Response
 from lamina.identity.authorize import Authorizer
+from lamina.identity.directory import Directory
 from lamina.identity.root import RootCredentials, credentials_path, load_or_create
 from lamina.identity.sessions import SessionRegistry
 from lamina.invoke.api import Resolved
@@ -51,6 +53,7 @@ from lamina.secrets.sealed_store import SealedMetadataStore
 from lamina.settings import Settings
 from lamina.store.blobs import FileBlobStore
 from lamina.store.events import SqlEventInvokeConfigs, SqlEventQueue
+from lamina.store.iam import SqlIamStore
 from lamina.store.registry import open_store
 from lamina.store.sql import SqlMetadataStore
 
@@ -114,6 +117,13 @@ def make_dispatcher(settings: Settings, context: ApiContext,
                            account_limit=settings.account_concurrency))
 
 
+async def renew_sessions(sessions: SessionRegistry, every_s: float = 600.0) -> None:
+    """Keep live environments' credentials from lapsing under them (``renew_bound``)."""
+    while True:
+        await asyncio.sleep(every_s)
+        sessions.renew_bound()
+
+
 def banner(settings: Settings, endpoint: str, credentials: RootCredentials) -> str:
     lines = [
         f"lamina is serving the Lambda API at {endpoint}",
@@ -163,14 +173,22 @@ async def serve(settings: Settings) -> int:
                     settings.log_max_bytes_per_function)
     naming = Naming(settings.region, settings.account_id)
     sessions = SessionRegistry()
+    directory = Directory(SqlIamStore(raw_store), settings.account_id, store.envelope)
+    directory.bootstrap()  # AWS-managed policies and the default execution role
+    authorizer = Authorizer(credentials.access_key_id, sessions, directory,
+                            settings.account_id, settings.region)
     secrets = {credentials.access_key_id: credentials.secret_access_key}
 
     def lookup_secret(access_key_id: str) -> str | None:
+        """Root, then sessions (an expired one too: the authorizer answers ExpiredToken),
+        then IAM users' access keys."""
         secret = secrets.get(access_key_id)
         if secret is not None:
             return secret
         session = sessions.lookup(access_key_id)
-        return session.secret_access_key if session and not session.expired else None
+        if session is not None:
+            return session.secret_access_key
+        return directory.secret(access_key_id)
 
     app_holder: list[LaminaApp] = []
 
@@ -189,7 +207,8 @@ async def serve(settings: Settings) -> int:
     endpoint = f"http://{host}:{port}"
     engine_context = EngineContext(launcher, logs, sessions, settings.region,
                                    settings.account_id, endpoint,
-                                   sandboxed=not settings.insecure_no_sandbox)
+                                   sandboxed=not settings.insecure_no_sandbox,
+                                   directory=directory)
     scheduler = Scheduler(engine_context, account_limit=settings.account_concurrency,
                           max_starting=settings.max_starting,
                           queue_wait_ms=settings.queue_wait_ms,
@@ -202,14 +221,17 @@ async def serve(settings: Settings) -> int:
                          layers_root=layers_root)
     dispatcher = make_dispatcher(settings, context, raw_store)
     context.async_events = dispatcher
-    app = LaminaApp(context, SigV4Verifier(lookup_secret, settings.region), code_urls,
-                    Authorizer(credentials.access_key_id, sessions))
+    verifier = SigV4Verifier(lookup_secret, settings.region, services=("lambda", "iam", "sts"))
+    iam = IamServices(directory.store, directory, authorizer, sessions, settings.account_id)
+    context.identity = iam
+    app = LaminaApp(context, verifier, code_urls, authorizer, iam=IamApi(iam, verifier))
     app_holder.append(app)
     logs.start()
     scheduler.start()
     await settle_all(context)
     await provisioning.sync_all(context)  # provisioned environments start initialising now
     await dispatcher.start()
+    renewal = asyncio.get_running_loop().create_task(renew_sessions(sessions))
 
     (data_dir / SERVER_FILE).write_text(json.dumps({"endpoint": endpoint, "pid": os.getpid(),
                                                     "region": settings.region}))
@@ -230,6 +252,7 @@ async def serve(settings: Settings) -> int:
     print("lamina: shutting down", flush=True)
     app.ready = False
     await http.close()
+    renewal.cancel()
     await dispatcher.stop()  # before the engine: deliveries in flight may finish meanwhile
     await scheduler.close()
     await launcher.close()

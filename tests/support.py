@@ -24,7 +24,12 @@ import botocore.config
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = Path(__file__).resolve().parent / "functions"
-ROLE = "arn:aws:iam::000000000000:role/lamina-test"
+ROLE_NAME = "lamina-test"
+ROLE = f"arn:aws:iam::000000000000:role/{ROLE_NAME}"
+DEFAULT_ROLE = "arn:aws:iam::000000000000:role/lamina-function"  # predefined by every lamina
+LAMBDA_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+    "Action": "sts:AssumeRole"}]})
 
 
 class LaminaProcess:
@@ -58,6 +63,7 @@ class LaminaProcess:
             if server_file.exists():
                 try:
                     self.endpoint = json.loads(server_file.read_text())["endpoint"]
+                    ensure_role(self.client("iam"), ROLE_NAME)
                     return self
                 except (ValueError, KeyError):
                     pass
@@ -66,6 +72,9 @@ class LaminaProcess:
         raise RuntimeError(f"lamina serve did not become ready:\n{self.log_path.read_text()}")
 
     def credentials(self) -> tuple[str, str]:
+        env = {**os.environ, **self.extra_env}
+        if env.get("LAMINA_ROOT_ACCESS_KEY_ID") and env.get("LAMINA_ROOT_SECRET_ACCESS_KEY"):
+            return env["LAMINA_ROOT_ACCESS_KEY_ID"], env["LAMINA_ROOT_SECRET_ACCESS_KEY"]
         document = json.loads((self.data_dir / "credentials.json").read_text())
         return document["aws_access_key_id"], document["aws_secret_access_key"]
 
@@ -94,6 +103,18 @@ class LaminaProcess:
 
     def server_log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def ensure_role(iam: Any, name: str, trust: str = LAMBDA_TRUST,
+                policies: tuple[str, ...] = ()) -> str:
+    """An execution role that Lambda may assume (the tests' functions name ``ROLE``)."""
+    try:
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        return str(iam.get_role(RoleName=name)["Role"]["Arn"])
+    for policy in policies:
+        iam.attach_role_policy(RoleName=name, PolicyArn=policy)
+    return str(arn)
 
 
 def zip_directory(source: Path | None, extra: dict[str, str | bytes] | None = None,

@@ -21,7 +21,16 @@ import botocore.awsrequest
 import botocore.credentials
 import botocore.exceptions
 import pytest
-from support import LaminaProcess, create, function_zip, invoke, unique, wait_ready
+from support import (
+    DEFAULT_ROLE,
+    ROLE,
+    LaminaProcess,
+    create,
+    function_zip,
+    invoke,
+    unique,
+    wait_ready,
+)
 
 HELLO = function_zip("hello")
 
@@ -135,7 +144,7 @@ def test_kill_9_loses_nothing_acknowledged(tmp_path: Path) -> None:
     for _ in range(8):
         name = unique("durable")
         lam.create_function(FunctionName=name, Runtime="python3.11", Handler="app.handler",
-                            Role="arn:aws:iam::000000000000:role/r", Code={"ZipFile": HELLO})
+                            Role=DEFAULT_ROLE, Code={"ZipFile": HELLO})
         acknowledged.append(name)
     wait_ready(lam, acknowledged[0])
     lam.update_function_configuration(FunctionName=acknowledged[0], Description="updated")
@@ -232,7 +241,7 @@ def test_aws_cli_smoke(server: Any, tmp_path: Path) -> None:
         return json.loads(done.stdout) if done.stdout.strip() else {}
 
     created = aws("create-function", "--function-name", name, "--runtime", "python3.11",
-                  "--handler", "app.handler", "--role", "arn:aws:iam::000000000000:role/r",
+                  "--handler", "app.handler", "--role", ROLE,
                   "--zip-file", f"fileb://{package}")
     assert created["FunctionName"] == name
     aws("wait", "function-active-v2", "--function-name", name)

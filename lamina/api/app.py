@@ -21,11 +21,14 @@ from lamina.api.auth import SigV4Verifier
 from lamina.api.code_urls import PREFIX as CODE_PREFIX
 from lamina.api.code_urls import CodeUrls
 from lamina.api.context import ApiContext
+from lamina.api.iam import IamApi
+from lamina.api.layers import layer_arn
 from lamina.api.model import resolve
 from lamina.api.naming import LATEST
 from lamina.api.operations import OPERATIONS, Call, load_all
 from lamina.api.operations.invoke import MAX_SYNC_PAYLOAD
 from lamina.api.parse import check_json_payload, parse_request
+from lamina.api.query import query_service
 from lamina.api.serialize import serialize_error, serialize_response
 from lamina.api.validate import validate
 from lamina.engine.api import FunctionTarget, InvokeRequest, InvokeResult
@@ -71,10 +74,11 @@ def _answer_invoke(answer: asyncio.Future[Response], done: asyncio.Future[Invoke
 
 class LaminaApp:
     def __init__(self, context: ApiContext, verifier: SigV4Verifier, code_urls: CodeUrls,
-                 authorizer: Authorizer) -> None:
+                 authorizer: Authorizer, iam: IamApi | None = None) -> None:
         self.context = context
         self.verifier = verifier
         self.authorizer = authorizer
+        self.iam = iam  # IAM and STS (the query protocol), on POST /
         self.code_urls = code_urls
         self.ready = False
         load_all()
@@ -86,6 +90,10 @@ class LaminaApp:
             return self._invoke(request)
         if path.startswith("/_lamina/"):
             return self._lamina(request)
+        if path == "/" and self.iam is not None:
+            service = query_service(request)
+            if service is not None:
+                return self.iam.handle(request, service)
         return self._lambda_api(request)
 
     def _invoke(self, request: Request) -> Response | Awaitable[Response]:
@@ -150,7 +158,7 @@ class LaminaApp:
             operation, labels = resolve(request.method, request.path, request.query_string)
             params = parse_request(operation, labels, request)
             validate(operation, params)
-            self.authorizer.check(principal, operation.name, self._resource(params))
+            self.authorizer.check(principal, operation.name, self._resource(params), request)
             handler = OPERATIONS.get(operation.name)
             if handler is None:
                 raise NotImplementedYet(
@@ -165,10 +173,21 @@ class LaminaApp:
             return serialize_error(InternalError("An internal error occurred."), request_id)
 
     def _resource(self, params: dict[str, Any]) -> str:
+        """The ARN a call acts on, as IAM sees it: the function (with its qualifier), the
+        layer (with its version), or ``*``."""
         name = params.get("FunctionName")
         if not isinstance(name, str):
+            layer = params.get("LayerName")
+            if isinstance(layer, str):
+                arn = layer if layer.startswith("arn:") else layer_arn(self.context.naming, layer)
+                version = params.get("VersionNumber")
+                return arn if version is None else f"{arn}:{version}"
             return "*"
-        return name if name.startswith("arn:") else self.context.naming.function_arn(name)
+        arn = name if name.startswith("arn:") else self.context.naming.function_arn(name)
+        qualifier = params.get("Qualifier")
+        if isinstance(qualifier, str) and arn.count(":") == 6:
+            arn = f"{arn}:{qualifier}"
+        return arn
 
     # lamina's own paths -------------------------------------------------------------------
 

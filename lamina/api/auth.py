@@ -171,8 +171,9 @@ class SigV4Verifier:
 
     ``lookup_secret(access_key_id)`` returns the secret access key, or ``None`` for a key that
     does not exist; it is called on every request, so it should be a dict look-up or cached.
-    ``services`` are the credential-scope services accepted (``lambda``; add ``iam``/``sts``
-    when those APIs are served). ``clock`` is injectable for tests.
+    ``services`` are the credential-scope services accepted (``lambda``, ``iam``, ``sts``; IAM is
+    global, so its requests may also be scoped to ``us-east-1`` whatever the region).
+    ``clock`` is injectable for tests.
     """
 
     def __init__(self, lookup_secret: Callable[[str], str | None], region: str,
@@ -295,7 +296,8 @@ class SigV4Verifier:
                 "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of "
                 f"date from HTTP: '{scope.date}' != '{signed.timestamp[:8]}', from "
                 f"'{signed.timestamp}'.")
-        if scope.region != self.region:
+        if scope.region != self.region and not (scope.service == "iam"
+                                                and scope.region == "us-east-1"):
             raise InvalidSignature(
                 f"Credential should be scoped to a valid region, not '{scope.region}'. ")
         if scope.service not in self.services:

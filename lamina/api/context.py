@@ -55,6 +55,8 @@ def target_from_record(record: FunctionRecord, naming: Naming, code_root: Path,
         system_log_level=logging.get("SystemLogLevel"),
         log_group=logging.get("LogGroup") or f"/aws/lambda/{record.name}",
         opt_dir=opt_dir(layers_root, config) if layers_root is not None else None,
+        role=config.get("Role", ""),
+        vpc=bool((config.get("VpcConfig") or {}).get("SubnetIds")),
     )
 
 
@@ -98,6 +100,7 @@ class ApiContext:
     code_url: Callable[[str, str, str], str] | None = None  # (host, name, sha) -> URL
     catalog: Catalog | None = None  # aliases, layers, tags, provisioned configs
     async_events: AsyncInvocations | None = None  # the durable async queue (lamina/invoke)
+    identity: Any = None  # lamina.api.iam.IamServices: roles, policies, the authorizer
 
     async def db(self, method: Callable[..., T], *args: Any) -> T:
         """Run a blocking store call off the event loop."""

@@ -42,6 +42,8 @@ class FunctionTarget:
     log_group: str = ""
     command: tuple[str, ...] | None = None  # a runtime command replacing the runtime's own
     opt_dir: Path | None = None  # the function's layers, merged; read-only at /opt
+    role: str = ""  # the execution role's ARN: each environment gets credentials for it
+    vpc: bool = False  # VpcConfig with subnets: its own network namespace (lamina's API only)
 
     @property
     def key(self) -> tuple[str, str]:

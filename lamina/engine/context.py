@@ -13,6 +13,8 @@ from lamina.engine.envvars import build_environment
 from lamina.engine.extensions import MAX_EXTENSIONS
 from lamina.engine.runtimes import RUNTIMES, RUNTIMES_DIR
 from lamina.engine.sandbox.api import ExecEntry, Launcher, SandboxSpec
+from lamina.identity.directory import Directory
+from lamina.identity.execution import issue_for_function
 from lamina.identity.sessions import SessionRegistry
 from lamina.observe.logstore import LogStore
 
@@ -29,6 +31,7 @@ class EngineContext:
     account_id: str
     endpoint_url: str
     sandboxed: bool = True
+    directory: Directory | None = None  # IAM roles, for each environment's credentials
 
     def paths(self, env: Environment) -> tuple[str, str]:
         """(task root, runtime dir) as the runtime sees them."""
@@ -40,8 +43,8 @@ class EngineContext:
         target = env.target
         runtime = RUNTIMES[target.runtime]
         task_root, runtime_dir = self.paths(env)
-        role = f"arn:aws:sts::{self.account_id}:assumed-role/lamina-function/{target.name}"
-        credentials = self.sessions.issue(role)
+        credentials = issue_for_function(self.sessions, self.directory, self.account_id,
+                                         target.role, target.name)
         env.session_key = credentials.access_key_id
         environ = build_environment(
             user=target.environment,
@@ -77,6 +80,7 @@ class EngineContext:
             opt_dir=target.opt_dir,
             extensions=extensions,
             extension_environ=extension_environ if extensions else None,
+            network="none" if target.vpc else "host",
         )
 
 

@@ -1,9 +1,15 @@
-"""Temporary credentials, as STS hands them out: what each execution environment receives.
+"""Temporary credentials, as STS hands them out: what each execution environment receives, and
+what ``sts:AssumeRole`` returns.
 
 A function never sees the root keys. Each environment gets a key of its own (``ASIA...``, a
-secret and a session token) bound to the function's execution role, expiring after a while;
-the API's verifier looks such keys up here. What a session may do is decided by the role's
-policies (the IAM issue); until then a session key authenticates but is granted nothing.
+secret and a session token) for the function's execution role; the API's verifier looks such
+keys up here and the authorizer grants them exactly the role's permissions (and, for an
+``AssumeRole`` session with a session policy, no more than that policy allows either).
+
+Environment sessions are *bound*: they live as long as their environment and no longer (the
+engine revokes them when it ends), and ``renew_bound`` moves the expiry of the live ones
+forward, so a long-lived environment never holds credentials that lapse under it. Sessions are
+kept in memory: they die with the server, as the environments holding them do.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ import dataclasses
 import secrets
 import string
 import time
+from typing import Any
 
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
+DEFAULT_TTL = 12 * 3600
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,8 +29,13 @@ class SessionCredentials:
     access_key_id: str
     secret_access_key: str
     session_token: str
-    principal_arn: str
+    principal_arn: str  # arn:aws:sts::<account>:assumed-role/<role>/<session>
     expires_at: float
+    role_name: str = ""  # the role whose permissions the session has ("" = none)
+    role_id: str = ""
+    session_name: str = ""
+    session_policy: Any = None  # a compiled lamina.identity.policy.Policy, or None
+    bound: bool = False  # an environment's: renewed while it lives, revoked when it ends
 
     @property
     def expired(self) -> bool:
@@ -32,21 +45,27 @@ class SessionCredentials:
         return (self.access_key_id, self.secret_access_key, self.session_token)
 
 
-class SessionRegistry:
-    """In-memory sessions; they die with the server, as the environments holding them do."""
+def new_key_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(16))
 
+
+class SessionRegistry:
     def __init__(self) -> None:
         self._by_key: dict[str, SessionCredentials] = {}
 
-    def issue(self, principal_arn: str, ttl_seconds: float = 12 * 3600) -> SessionCredentials:
+    def issue(self, principal_arn: str, ttl_seconds: float = DEFAULT_TTL, *,
+              role_name: str = "", role_id: str = "", session_name: str = "",
+              session_policy: Any = None, bound: bool = False) -> SessionCredentials:
         self._drop_expired()
-        key = "ASIA" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(16))
+        key = new_key_id("ASIA")
         credentials = SessionCredentials(
             access_key_id=key,
             secret_access_key=secrets.token_urlsafe(30)[:40],
             session_token=secrets.token_urlsafe(96),
             principal_arn=principal_arn,
             expires_at=time.time() + ttl_seconds,
+            role_name=role_name, role_id=role_id, session_name=session_name,
+            session_policy=session_policy, bound=bound,
         )
         self._by_key[key] = credentials
         return credentials
@@ -56,6 +75,17 @@ class SessionRegistry:
 
     def revoke(self, access_key_id: str) -> None:
         self._by_key.pop(access_key_id, None)
+
+    def renew_bound(self, ttl_seconds: float = DEFAULT_TTL) -> int:
+        """Push the expiry of live environments' sessions to ``ttl_seconds`` from now when
+        less than half of it is left; returns how many were renewed."""
+        now = time.time()
+        renewed = 0
+        for key, session in list(self._by_key.items()):
+            if session.bound and session.expires_at - now < ttl_seconds / 2:
+                self._by_key[key] = dataclasses.replace(session, expires_at=now + ttl_seconds)
+                renewed += 1
+        return renewed
 
     def _drop_expired(self) -> None:
         if len(self._by_key) % 256 == 0:

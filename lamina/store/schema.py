@@ -189,3 +189,83 @@ key_ring_state = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),  # one row, id 1
     sa.Column("active_master_key_id", sa.String(64), nullable=False),
 )
+
+# -- IAM entities and functions' resource policies (branch "iam") --------------------------------
+
+
+def _iam_entity(table: str, *extra: sa.Column[object]) -> sa.Table:
+    """A user or role: IAM names are unique ignoring case, so the key is the lower-cased name."""
+    return sa.Table(
+        table,
+        metadata,
+        sa.Column("name_key", sa.String(128), primary_key=True),
+        sa.Column("name", sa.String(128), nullable=False),
+        sa.Column("id", sa.String(32), nullable=False),  # AIDA... / AROA...
+        sa.Column("path", sa.String(512), nullable=False),
+        sa.Column("created", sa.Float, nullable=False),
+        sa.Column("tags", sa.Text, nullable=False),  # JSON list of {Key, Value}
+        *extra,
+    )
+
+
+iam_users = _iam_entity("iam_users")
+
+iam_roles = _iam_entity(
+    "iam_roles",
+    sa.Column("trust_policy", sa.Text, nullable=False),  # the assume-role policy, as given
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("max_session_duration", sa.Integer, nullable=False),
+)
+
+iam_policies = sa.Table(
+    "iam_policies",
+    metadata,
+    sa.Column("arn", sa.String(512), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("id", sa.String(32), nullable=False),  # ANPA...
+    sa.Column("path", sa.String(512), nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("updated", sa.Float, nullable=False),
+    sa.Column("aws_managed", sa.Boolean, nullable=False),
+    sa.Column("tags", sa.Text, nullable=False),
+)
+
+iam_inline_policies = sa.Table(
+    "iam_inline_policies",
+    metadata,
+    sa.Column("owner_kind", sa.String(8), primary_key=True),  # "user" or "role"
+    sa.Column("owner_key", sa.String(128), primary_key=True),
+    sa.Column("policy_name", sa.String(128), primary_key=True),
+    sa.Column("document", sa.Text, nullable=False),
+)
+
+iam_attachments = sa.Table(
+    "iam_attachments",
+    metadata,
+    sa.Column("owner_kind", sa.String(8), primary_key=True),
+    sa.Column("owner_key", sa.String(128), primary_key=True),
+    sa.Column("policy_arn", sa.String(512), sa.ForeignKey("iam_policies.arn"), primary_key=True),
+)
+
+iam_access_keys = sa.Table(
+    "iam_access_keys",
+    metadata,
+    sa.Column("access_key_id", sa.String(32), primary_key=True),
+    sa.Column("user_key", sa.String(128), sa.ForeignKey("iam_users.name_key"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("sealed_secret", sa.Text, nullable=False),  # envelope-encrypted, never plaintext
+    sa.Index("ix_iam_access_keys_user_key", "user_key"),
+)
+
+function_policies = sa.Table(
+    "function_policies",
+    metadata,
+    sa.Column("name", function_name_type(), sa.ForeignKey("functions.name", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("qualifier", sa.String(128), primary_key=True),  # "" for the unqualified ARN
+    sa.Column("statements", sa.Text, nullable=False),  # JSON list
+    sa.Column("revision_id", sa.String(64), nullable=False),
+)

@@ -8,9 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
-from support import LaminaProcess, function_zip, invoke, unique, wait_ready, zip_directory
-
-ROLE = "arn:aws:iam::000000000000:role/x"
+from support import ROLE, LaminaProcess, function_zip, invoke, unique, wait_ready, zip_directory
 
 
 @pytest.fixture(scope="module")

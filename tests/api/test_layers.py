@@ -11,7 +11,16 @@ from typing import Any
 
 import botocore.exceptions
 import pytest
-from support import create, error_code, function_zip, invoke, unique, wait_ready, zip_directory
+from support import (
+    ROLE,
+    create,
+    error_code,
+    function_zip,
+    invoke,
+    unique,
+    wait_ready,
+    zip_directory,
+)
 
 LAYER_ARN = "arn:aws:lambda:us-east-1:000000000000:layer:"
 
@@ -177,7 +186,7 @@ def test_bad_layer_references_change_nothing(lam: Any) -> None:
     for layers, expected, words in cases:
         with pytest.raises(botocore.exceptions.ClientError) as failure:
             lam.create_function(FunctionName=name, Runtime="python3.11", Handler="app.handler",
-                                Role="arn:aws:iam::000000000000:role/x",
+                                Role=ROLE,
                                 Code={"ZipFile": function_zip("layered")}, Layers=layers)
         assert error_code(failure) == expected
         assert words in failure.value.response["Error"]["Message"]
@@ -207,7 +216,7 @@ def test_code_and_layers_must_fit_in_250_mb(lam: Any) -> None:
     name = unique("fn")
     with pytest.raises(lam.exceptions.InvalidParameterValueException) as failure:
         lam.create_function(FunctionName=name, Runtime="python3.11", Handler="app.handler",
-                            Role="arn:aws:iam::000000000000:role/x",
+                            Role=ROLE,
                             Code={"ZipFile": function_zip("layered")}, Layers=arns)
     assert "262144000" in failure.value.response["Error"]["Message"]
     one = create(lam, function_zip("layered"), Layers=arns[:1])

@@ -9,7 +9,7 @@ from typing import Any
 
 import botocore.exceptions
 import pytest
-from support import create, error_code, function_zip, invoke, unique, wait_ready
+from support import ROLE, create, error_code, function_zip, invoke, unique, wait_ready
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:"
 
@@ -91,7 +91,7 @@ def test_publish_while_updating_is_a_conflict(lam: Any) -> None:
 def test_create_and_update_with_publish(lam: Any) -> None:
     name = unique()
     created = lam.create_function(FunctionName=name, Runtime="python3.11",
-                                  Role="arn:aws:iam::000000000000:role/x",
+                                  Role=ROLE,
                                   Handler="app.handler", Code={"ZipFile": code("one")},
                                   Publish=True)
     assert created["Version"] == "1" and created["FunctionArn"] == f"{ARN}{name}:1"

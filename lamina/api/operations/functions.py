@@ -31,6 +31,7 @@ from lamina.errors import (
     PreconditionFailed,
     ResourceConflict,
 )
+from lamina.identity.execution import check_execution_role
 from lamina.store.api import AlreadyExists, FunctionRecord, InUse, NotFound, RevisionMismatch
 
 
@@ -50,6 +51,12 @@ async def load(context: ApiContext, name_param: str, qualifier: str | None = Non
     if record is None:
         raise context.naming.not_found(ref.name, ref.qualifier)
     return record
+
+
+def check_role(context: ApiContext, role_arn: str) -> None:
+    """The execution role must exist and trust Lambda (lamina.identity.execution)."""
+    if context.identity is not None:
+        check_execution_role(context.identity.authorizer, context.naming.account_id, role_arn)
 
 
 async def _code_from(context: ApiContext, params: dict[str, Any]) -> tuple[str, int]:
@@ -84,6 +91,7 @@ async def create_function(call: Call) -> dict[str, Any]:
     params = await _with_layers(context, params, params.get("Runtime"),
                                 params.get("Architectures") or [host_architecture()])
     config = new_config(params)
+    check_role(context, config["Role"])
     config.update(CREATING)
     digest, size = await _code_from(context, params.get("Code") or {})
     await check_total_size(context.blobs, digest, config)
@@ -197,6 +205,8 @@ async def update_function_configuration(call: Call) -> dict[str, Any]:
                                 params.get("Runtime") or record.config.get("Runtime"),
                                 record.config.get("Architectures") or [host_architecture()])
     config = apply_changes(record.config, params)
+    if "Role" in params:
+        check_role(context, config["Role"])
     if params.get("Layers") is not None:
         await check_total_size(context.blobs, record.code_sha256, config)
     config.update(UPDATING)

@@ -1,0 +1,75 @@
+"""CreateRole, GetRole, DeleteRole, ListRoles, UpdateAssumeRolePolicy."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from lamina.api.iam import IamCall, iam_operation
+from lamina.api.iam import render as show
+from lamina.api.iam.common import checked_policy, list_resource, refuse, role_resource
+from lamina.api.query import NoSuchEntity
+from lamina.identity import ids
+from lamina.identity.policy import Kind
+from lamina.store.api import StoreError
+from lamina.store.iam import ROLE, RoleRecord
+
+
+@iam_operation("iam", "CreateRole", role_resource)
+async def create_role(call: IamCall) -> dict[str, Any]:
+    services, params = call.services, call.params
+    name = params["RoleName"]
+    document = params["AssumeRolePolicyDocument"]
+    checked_policy(document, Kind.TRUST)
+    record = RoleRecord(name, ids.unique_id("AROA"), params.get("Path") or "/", time.time(),
+                        document, params.get("Description") or "",
+                        params.get("MaxSessionDuration") or 3600,
+                        tuple((t["Key"], t["Value"]) for t in params.get("Tags") or ()))
+    try:
+        await services.db(services.store.create_role, record)
+    except StoreError as exc:
+        refuse(exc, ROLE, name)
+    await services.changed()
+    return {"Role": show.role(record, services.arn("role", name, record.path))}
+
+
+@iam_operation("iam", "GetRole", role_resource)
+async def get_role(call: IamCall) -> dict[str, Any]:
+    services, name = call.services, call.params["RoleName"]
+    record = await services.db(services.store.get_role, name)
+    if record is None:
+        raise NoSuchEntity(f"The role with name {name} cannot be found.")
+    return {"Role": show.role(record, services.arn("role", record.name, record.path))}
+
+
+@iam_operation("iam", "DeleteRole", role_resource)
+async def delete_role(call: IamCall) -> dict[str, Any]:
+    services, name = call.services, call.params["RoleName"]
+    try:
+        await services.db(services.store.delete_role, name)
+    except StoreError as exc:
+        refuse(exc, ROLE, name)
+    await services.changed()
+    return {}
+
+
+@iam_operation("iam", "UpdateAssumeRolePolicy", role_resource)
+async def update_assume_role_policy(call: IamCall) -> dict[str, Any]:
+    services, name = call.services, call.params["RoleName"]
+    document = call.params["PolicyDocument"]
+    checked_policy(document, Kind.TRUST)
+    try:
+        await services.db(services.store.update_trust_policy, name, document)
+    except StoreError as exc:
+        refuse(exc, ROLE, name)
+    await services.changed()
+    return {}
+
+
+@iam_operation("iam", "ListRoles", list_resource("role/"))
+async def list_roles(call: IamCall) -> dict[str, Any]:
+    services = call.services
+    prefix = call.params.get("PathPrefix") or "/"
+    roles = [show.role(r, services.arn("role", r.name, r.path))
+             for r in await services.db(services.store.list_roles) if r.path.startswith(prefix)]
+    return show.page(roles, call.params, lambda r: r["RoleName"], "Roles")
