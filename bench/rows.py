@@ -8,6 +8,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -216,13 +217,12 @@ def scale_out(server: Lamina, options: Options) -> list[Row]:
 
 
 def _environment_pids(server: Lamina) -> list[int]:
-    """Processes of environments: descendants of the server whose environment is a function's
-    (the template and its spares have none)."""
+    """Processes of environments: descendants of the server that sit in one of lamina's
+    per-environment cgroup slots (the template and its spares stay in the server's cgroup)."""
     pids = []
     for pid in descendants(server.pid):
         with contextlib.suppress(OSError):
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-            if b"AWS_LAMBDA_FUNCTION_NAME=" in environ:
+            if re.search(r"/lamina/[^/\n]+/s\d+", Path(f"/proc/{pid}/cgroup").read_text()):
                 pids.append(pid)
     return pids
 
