@@ -252,7 +252,7 @@ def _fresh_awslambdaric_pss() -> float:
 
 def density(options: Options) -> list[Row]:
     """5,000 idle warm environments held by provisioned concurrency; the server stays healthy."""
-    count = 200 if options.quick else 5000
+    count = int(os.environ.get("LAMINA_BENCH_DENSITY", 200 if options.quick else 5000))
     env = {"LAMINA_ACCOUNT_CONCURRENCY": str(count + 200), "LAMINA_MAX_STARTING": "128"}
     with lamina(**env) as server:
         lam = server.client()
