@@ -149,3 +149,15 @@ def test_provisioned_again_after_a_restart(own_server: LaminaProcess) -> None:
     wait_ready(lam, name)
     wait_status(lam, name, "1")
     assert invoke(lam, name, Qualifier="1")[1]["init"] == "provisioned-concurrency"
+
+
+def test_reservation_may_not_shrink_below_provisioned_concurrency(lam: Any) -> None:
+    name = create(lam, function_zip("hello"))
+    version = lam.publish_version(FunctionName=name)["Version"]
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=3)
+    lam.put_provisioned_concurrency_config(FunctionName=name, Qualifier=version,
+                                           ProvisionedConcurrentExecutions=2)
+    with pytest.raises(lam.exceptions.InvalidParameterValueException):
+        lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+    assert lam.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 3
+    lam.delete_provisioned_concurrency_config(FunctionName=name, Qualifier=version)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lamina.api.catalog import catalog
 from lamina.api.operations import Call, operation
 from lamina.api.operations.functions import load
 from lamina.errors import InvalidParameterValue
@@ -19,6 +20,13 @@ async def put_function_concurrency(call: Call) -> dict[str, Any]:
     context = call.context
     record = await load(context, call.params["FunctionName"], allow_qualifier=False)
     value = call.params["ReservedConcurrentExecutions"]
+    provisioned = sum(config.requested for config in
+                      await context.db(catalog(context).provisioned.list, record.name))
+    if value < provisioned:
+        # Provisioned environments count against the reservation: it may not shrink below them.
+        raise InvalidParameterValue(
+            f"ReservedConcurrentExecutions ({value}) must be at least the function's total "
+            f"provisioned concurrency ({provisioned}).")
     settings = context.settings
     max_total = settings.account_concurrency - settings.min_unreserved_concurrency
     try:
