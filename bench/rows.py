@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.baselines.first_next import started_awslambdaric
 from bench.harness import (
     HELLO,
     ROOT,
@@ -228,26 +229,9 @@ def _environment_pids(server: Lamina) -> list[int]:
 
 
 def _fresh_awslambdaric_pss() -> float:
-    handler = _handler_dir()
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        port = listener.getsockname()[1]
-        env = {**os.environ, "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
-               "PYTHONPATH": f"{awslambdaric_dir()}:{handler}"}
-        child = subprocess.Popen([sys.executable, "-m", "awslambdaric", "app.handler"], env=env,
-                                 cwd=handler, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
-        connection, _ = listener.accept()
-        data = b""
-        while b"/next" not in data:
-            data += connection.recv(4096)
+    with started_awslambdaric(str(awslambdaric_dir()), _handler_dir()) as (pid, _):
         time.sleep(0.2)
-        value = pss_kb(child.pid) / 1024
-        child.kill()
-        child.wait()
-        connection.close()
-    return value
+        return pss_kb(pid) / 1024
 
 
 def density(options: Options) -> list[Row]:

@@ -7,15 +7,20 @@ prints one JSON list of milliseconds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 
-def one(ric_dir: str, handler_dir: str) -> float:
+@contextlib.contextmanager
+def started_awslambdaric(ric_dir: str, handler_dir: str) -> Iterator[tuple[int, float]]:
+    """A fresh ``python -m awslambdaric`` that has just sent its first ``/next``:
+    yields (its pid, milliseconds from process start to that request)."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
@@ -27,13 +32,19 @@ def one(ric_dir: str, handler_dir: str) -> float:
                                  cwd=handler_dir, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
         connection, _ = listener.accept()
-        data = b""
-        while b"/next" not in data:
-            data += connection.recv(4096)
-        elapsed = (time.perf_counter() - started) * 1000
-        connection.close()
-        child.kill()
-        child.wait()
+        try:
+            data = b""
+            while b"/next" not in data:
+                data += connection.recv(4096)
+            yield child.pid, (time.perf_counter() - started) * 1000
+        finally:
+            connection.close()
+            child.kill()
+            child.wait()
+
+
+def one(ric_dir: str, handler_dir: str) -> float:
+    with started_awslambdaric(ric_dir, handler_dir) as (_, elapsed):
         return elapsed
 
 
