@@ -164,7 +164,8 @@ def wait_ready(lam: Any, name: str, timeout: float = 30.0) -> dict[str, Any]:
 def create(lam: Any, code: bytes, *, name: str | None = None, runtime: str = "python3.11",
            handler: str = "app.handler", wait: bool = True, **config: Any) -> str:
     name = name or unique()
-    lam.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler,
+    config.setdefault("Role", ROLE)
+    lam.create_function(FunctionName=name, Runtime=runtime, Handler=handler,
                         Code={"ZipFile": code}, **config)
     if wait:
         wait_ready(lam, name)

@@ -125,7 +125,8 @@ class LaminaApp:
             if cached is None:
                 return self._lambda_api(request, request_id)
             target = cached[1]
-            self.authorizer.check(principal, "Invoke", target.function_arn)
+            self.authorizer.check(principal, "Invoke", target.function_arn if qualifier is None
+                                  else target.qualified_arn, request)
             payload = request.body or b"{}"
             if len(payload) > MAX_SYNC_PAYLOAD:
                 raise RequestTooLarge(f"Request must be smaller than {MAX_SYNC_PAYLOAD} bytes "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
 import platform
 from collections.abc import Mapping
 from typing import Any
@@ -90,13 +91,33 @@ def apply_changes(config: Mapping[str, Any], params: Mapping[str, Any]) -> dict[
         updated["Layers"] = [dict(entry) for entry in params["Layers"] or []]
         if not updated["Layers"]:
             del updated["Layers"]
-    if params.get("VpcConfig", {}).get("SubnetIds"):
-        raise InvalidParameterValue("VpcConfig is not supported by this lamina version yet.")
+    if "VpcConfig" in params:
+        vpc = vpc_config(params["VpcConfig"] or {})
+        if vpc is None:
+            updated.pop("VpcConfig", None)
+        else:
+            updated["VpcConfig"] = vpc
     if "SnapStart" in params:
         apply_on = params["SnapStart"].get("ApplyOn", "None")
         updated["SnapStart"] = {"ApplyOn": apply_on, "OptimizationStatus": "Off"}
     _check(updated)
     return updated
+
+
+def vpc_config(given: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Lambda's ``VpcConfigResponse`` for a ``VpcConfig``; ``None`` when it names no subnet.
+
+    lamina has no VPCs: a function with subnets runs in a network namespace of its own whose
+    only route leads to lamina's API (as a VPC function without a NAT gateway reaches only the
+    endpoints inside its VPC). The ``VpcId`` is derived from the subnets, so it is stable.
+    """
+    subnets = list(given.get("SubnetIds") or [])
+    if not subnets:
+        return None
+    digest = hashlib.sha256(",".join(sorted(subnets)).encode()).hexdigest()[:17]
+    return {"SubnetIds": subnets, "SecurityGroupIds": list(given.get("SecurityGroupIds") or []),
+            "VpcId": f"vpc-{digest}",
+            "Ipv6AllowedForDualStack": bool(given.get("Ipv6AllowedForDualStack", False))}
 
 
 def _check(config: Mapping[str, Any]) -> None:

@@ -237,7 +237,8 @@ class Authorizer:
         parts = resource.split(":")
         if len(parts) < 7 or parts[2] != "lambda" or parts[5] != "function":
             return None
-        return self.directory.function_policy(parts[6], parts[7] if len(parts) > 7 else "")
+        qualifier = parts[7] if len(parts) > 7 and parts[7] != "$LATEST" else ""
+        return self.directory.function_policy(parts[6], qualifier)
 
     @staticmethod
     def _denied(identity: Identity, action: str, resource: str, why: str) -> AccessDenied:

@@ -44,6 +44,7 @@ def load_all() -> dict[str, Operation]:
         functions,
         invoke,
         layers,
+        permissions,
         provisioned,
         tags,
         versions,

@@ -232,6 +232,8 @@ async def delete_function(call: Call) -> dict[str, Any]:
         raise context.naming.not_found(ref.name) from None
     context.forget(ref.name)
     context.engine.set_reserved_concurrency(ref.name, None)
+    if context.identity is not None:  # its resource policies went with it
+        await context.identity.changed()
     return {"StatusCode": 204}
 
 

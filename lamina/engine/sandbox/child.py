@@ -31,7 +31,7 @@ import sys
 import traceback
 from typing import Any, NoReturn
 
-from lamina.engine.sandbox import linux, protocol, rootfs
+from lamina.engine.sandbox import linux, netrelay, protocol, rootfs, seccomp
 
 SETUP_FAILED = 125  # exit code of a child whose setup failed (the launcher reports SpawnFailed)
 NOFILE_LIMIT = 1024  # Lambda's open-files limit
@@ -129,6 +129,9 @@ def become_environment(ctx: TemplateContext, spawn_id: int, slot: str | None,
             if config["network"] == "none":
                 step = "network"
                 linux.interface_up("lo")  # loopback only: the env can talk to itself
+                if config.get("relay_ports"):
+                    step = "network relay"
+                    _start_relay(config)
             step = "hostname"
             socket.sethostname(config["hostname"])
         # 3. Descriptors: stdio onto the output pipe and /dev/null, then close everything the
@@ -159,11 +162,15 @@ def become_environment(ctx: TemplateContext, spawn_id: int, slot: str | None,
             _prepare_exec()
         else:
             _prepare_python(ctx, config)
+        # 5. The seccomp filter last: every step above may have needed what it refuses.
+        if config.get("seccomp"):
+            step = "seccomp"
+            seccomp.install()
     except BaseException as exc:  # whatever it was, the child must not return
         _report(ctx.ctl_fd, {"op": "child-failed", "id": spawn_id, "error": f"{step}: {exc}"})
         os._exit(SETUP_FAILED)
     try:
-        # 5. Ready: the spawn returns in the server while we enter the entry.
+        # 6. Ready: the spawn returns in the server while we enter the entry.
         _report(ctx.ctl_fd, {"op": "child-ready", "id": spawn_id})
         os.close(ctx.ctl_fd)
         if config.get("extensions"):
@@ -199,6 +206,8 @@ def _mount_environment(config: dict[str, Any]) -> None:
     """Per-environment mounts on top of the base root (a private copy since unshare)."""
     flags = linux.MS_NOSUID | linux.MS_NODEV
     linux.bind_readonly(config["bind_code"], "/var/task")
+    if config.get("net_socket"):  # a VPC environment's one way out (netrelay)
+        linux.mount(config["net_socket"], rootfs.NET_SOCKET, None, linux.MS_BIND)
     if config.get("bind_opt"):
         linux.bind_readonly(config["bind_opt"], "/opt")
     # Only now: /var/task and /opt hold their own mounts, the roots they came from can go.
@@ -210,6 +219,37 @@ def _mount_environment(config: dict[str, Any]) -> None:
     linux.mount("tmpfs", "/dev/shm", "tmpfs", flags | linux.MS_NOEXEC, size)
     # /proc of our own pid namespace: we are its pid 1, so it lists only this environment.
     linux.mount("proc", "/proc", "proc", flags | linux.MS_NOEXEC)
+
+
+def _start_relay(config: dict[str, Any]) -> None:
+    """Fork the inner half of the VPC relay (``netrelay``): it listens on the namespace's
+    loopback at the Runtime API's and the public API's ports, drops to the environment's uid
+    and seccomp filter, and bridges each connection to the environment's Unix socket."""
+    ports = {tag.encode(): int(port) for tag, port in config["relay_ports"]}
+    listeners = netrelay.listen_inside(ports)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            keep = sorted(sock.fileno() for sock, _ in listeners)
+            null = os.open("/dev/null", os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            _close_all_but(*keep)
+            linux.set_name("lamina-net")
+            uid = config["uid"]
+            if uid is not None:
+                os.setgroups([])
+                os.setresgid(uid, uid, uid)
+                os.setresuid(uid, uid, uid)
+            linux.set_no_new_privs()
+            linux.prctl(linux.PR_SET_DUMPABLE, 0)  # its descriptors stay its own
+            if config.get("seccomp"):
+                seccomp.install()
+            netrelay.serve_inside(listeners, rootfs.NET_SOCKET)
+        finally:
+            os._exit(0)
+    for sock, _ in listeners:
+        sock.close()
 
 
 def _redirect_stdio(output_fd: int) -> None:

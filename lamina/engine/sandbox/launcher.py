@@ -20,14 +20,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import lamina
-from lamina.engine.sandbox import cgroups, protocol, rootfs
+from lamina.engine.sandbox import cgroups, netrelay, protocol, rootfs, seccomp
 from lamina.engine.sandbox.api import ExecEntry, SandboxSpec, SpawnFailed
 from lamina.engine.sandbox.environment import Environment
 from lamina.engine.sandbox.supervisor import TemplateSupervisor
@@ -98,6 +101,7 @@ class _ForkLauncher:
         }
         if self._preload is not None:
             config["preload"] = self._preload
+        config.update(self._template_extra())
         supervisor = TemplateSupervisor(self._command(), config, _template_env(),
                                         start_timeout=self._start_timeout,
                                         spawn_timeout=self._spawn_timeout)
@@ -208,6 +212,9 @@ class _ForkLauncher:
     def _cgroup_dirs(self) -> list[tuple[str, int]]:
         return []
 
+    def _template_extra(self) -> dict[str, Any]:
+        return {}
+
     def _pool(self) -> cgroups.CgroupPool | None:
         return None
 
@@ -245,6 +252,7 @@ class NamespaceLauncher(_ForkLauncher):
         self.hostname = hostname
         self._cgroups: cgroups.CgroupPool | None = None
         self._topping_up = False
+        self._net_root: str | None = None  # per-environment Unix sockets of VPC relays
 
     def _check_host(self) -> str | None:
         if os.geteuid() != 0:
@@ -264,7 +272,30 @@ class NamespaceLauncher(_ForkLauncher):
         probe = self._run_probe("sandbox")
         return f"this host cannot sandbox: {probe}" if probe else None
 
+    async def spawn(self, spec: SandboxSpec) -> Environment:
+        """As the base class; a ``network="none"`` environment also gets the outer half of
+        its relay to lamina's APIs (``netrelay``), closed when the environment ends."""
+        if spec.network != "none" or self._net_root is None or self._closed:
+            return await super().spawn(spec)
+        relay = netrelay.HostRelay(self._net_path(spec), _relay_ports(spec))
+        try:
+            env = await super().spawn(spec)
+        except BaseException:
+            relay.close()
+            raise
+        env.add_done_callback(relay.close)
+        return env
+
+    def _net_path(self, spec: SandboxSpec, inside: bool = False) -> str:
+        name = "".join(c for c in spec.env_id if c.isalnum() or c in "-_")[:64] + ".sock"
+        return f"{rootfs.NET_MOUNT}/{name}" if inside else f"{self._net_root}/{name}"
+
+    def _template_extra(self) -> dict[str, Any]:
+        return {"net_root": self._net_root}
+
     def _prepare(self) -> None:
+        self._net_root = tempfile.mkdtemp(prefix="lamina-net-")
+        os.chmod(self._net_root, 0o711)
         pool = cgroups.CgroupPool(cgroups.detect_hierarchies(), parent=self.cgroup_parent,
                                   uid_base=self.uid_base)
         pool.remove_stale()
@@ -280,6 +311,9 @@ class NamespaceLauncher(_ForkLauncher):
         if self._cgroups is not None:
             self._cgroups.destroy()
             self._cgroups = None
+        if self._net_root is not None:
+            shutil.rmtree(self._net_root, ignore_errors=True)
+            self._net_root = None
 
     def _cgroup_dirs(self) -> list[tuple[str, int]]:
         assert self._cgroups is not None
@@ -328,7 +362,12 @@ class NamespaceLauncher(_ForkLauncher):
         config.update(
             bind_code=self._inside(spec.code_dir),
             bind_opt=self._inside(spec.opt_dir) if spec.opt_dir else None,
-            task_dir="/var/task", opt_dir="/opt", hostname=self.hostname)
+            task_dir="/var/task", opt_dir="/opt", hostname=self.hostname,
+            seccomp=seccomp.supported())
+        if spec.network == "none" and self._net_root is not None:
+            config.update(net_socket=self._net_path(spec, inside=True),
+                          relay_ports=[[tag.decode(), port]
+                                       for tag, port in _relay_ports(spec).items()])
         return config
 
     def _inside(self, path: Path) -> str:
@@ -364,6 +403,19 @@ class UnsandboxedLauncher(_ForkLauncher):
             cwd = opt + cwd[len("/opt"):]
         config.update(cwd=cwd, task_dir=code, opt_dir=opt)
         return config
+
+
+def _relay_ports(spec: SandboxSpec) -> dict[bytes, int]:
+    """The loopback ports a VPC environment may reach: its Runtime API and lamina's API."""
+    ports: dict[bytes, int] = {}
+    runtime = spec.environ.get("AWS_LAMBDA_RUNTIME_API", "")
+    host, _, port = runtime.rpartition(":")
+    if host in ("127.0.0.1", "localhost") and port.isdigit():
+        ports[netrelay.RUNTIME] = int(port)
+    endpoint = urllib.parse.urlsplit(spec.environ.get("AWS_ENDPOINT_URL", ""))
+    if endpoint.hostname in ("127.0.0.1", "localhost") and endpoint.port:
+        ports[netrelay.API] = endpoint.port
+    return ports
 
 
 def _template_env() -> dict[str, str]:

@@ -39,6 +39,7 @@ MNT_DETACH = 2
 
 # sys/prctl.h
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
 PR_SET_NO_NEW_PRIVS = 38
 
@@ -114,6 +115,12 @@ def pivot_root(new_root: str | os.PathLike[str], put_old: str | os.PathLike[str]
 
 def prctl(option: int, arg2: int = 0) -> None:
     _check(_libc.prctl(option, arg2, 0, 0, 0), f"prctl({option})")
+
+
+def prctl_pointer(option: int, arg2: int, address: int) -> int:
+    """``prctl(option, arg2, address)`` returning the raw result (errno in ``ctypes``), for
+    calls whose third argument is a pointer (``PR_SET_SECCOMP``)."""
+    return int(_libc.prctl(option, arg2, address, 0, 0))
 
 
 def set_pdeathsig(sig: int) -> None:

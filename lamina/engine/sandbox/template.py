@@ -94,7 +94,8 @@ class Template:
             runtimes = os.path.dirname(runtime_dir.rstrip("/"))
             rootfs.build_and_pivot(code_root=config["code_root"],
                                    layers_root=config.get("layers_root"),
-                                   runtimes_dir=runtimes, base_prefix=sys.base_prefix)
+                                   runtimes_dir=runtimes, base_prefix=sys.base_prefix,
+                                   net_root=config.get("net_root"))
             runtime_dir = f"{rootfs.RUNTIME_MOUNT}/{os.path.basename(runtime_dir.rstrip('/'))}"
         self._preimport_entry(runtime_dir, config["entry_module"])
         self.wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
