@@ -13,7 +13,7 @@ import pytest
 from support import create, function_zip, unique
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "identity"))
-from iam_helpers import allow, client_for, user_with_key  # noqa: E402
+from iam_helpers import allow, client_for, user_with_key
 
 ACCOUNT = "000000000000"
 ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:"

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import Any
-from unittest import mock
-
 import urllib.error
 import urllib.request
+from typing import Any
+from unittest import mock
 
 import boto3
 import botocore.config

@@ -213,8 +213,9 @@ def test_managed_policies(iam: Any) -> None:
 
 def test_permissions_are_checked_on_every_call(server: Any, iam: Any) -> None:
     name = unique("limited")
+    own = f"arn:aws:iam::{ACCOUNT}:user/${{aws:username}}"
     key, secret = user_with_key(iam, name, allow("lambda:ListFunctions"),
-                                allow("iam:GetUser", f"arn:aws:iam::{ACCOUNT}:user/${{aws:username}}"))
+                                allow("iam:GetUser", own))
     lam = client_for(server, "lambda", key, secret)
     own_iam = client_for(server, "iam", key, secret)
     lam.list_functions()
@@ -343,7 +344,7 @@ def test_execution_role_must_exist_and_trust_lambda(server: Any, lam: Any, iam: 
          "Action": "sts:AssumeRole"}))
     for role in (f"arn:aws:iam::{ACCOUNT}:role/{unique('missing')}",
                  f"arn:aws:iam::{ACCOUNT}:role/{untrusting}",
-                 f"arn:aws:iam::111111111111:role/lamina-function"):
+                 "arn:aws:iam::111111111111:role/lamina-function"):
         name = unique("norole")
         with pytest.raises(lam.exceptions.InvalidParameterValueException) as failure:
             lam.create_function(FunctionName=name, Runtime="python3.11", Role=role,
