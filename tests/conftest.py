@@ -38,6 +38,21 @@ def awslambdaric_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
+@pytest.fixture(scope="session")
+def boto3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """boto3 for functions that call lamina's API, installed from PyPI at test time; botocore's
+    data is cut down to the services lamina serves (lambda, iam, sts) to keep zips small."""
+    target = tmp_path_factory.mktemp("boto3")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
+                    "boto3"], check=True, timeout=600)
+    for cache in target.rglob("__pycache__"):
+        shutil.rmtree(cache, ignore_errors=True)
+    for entry in (target / "botocore" / "data").iterdir():
+        if entry.is_dir() and entry.name not in ("lambda", "iam", "sts"):
+            shutil.rmtree(entry)
+    return target
+
+
 @pytest.fixture
 def scratch() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="lamina-test-") as directory:

@@ -136,5 +136,11 @@ def call_lamina(event):
     return {"ok": True, "response": json.loads(json.dumps(response, default=str))}
 
 
-ACTIONS = {"syscalls": syscalls, "signal": signal, "environs": environs,
+def credentials(event):
+    """Exfiltrate this environment's own temporary credentials."""
+    return {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                           "AWS_SESSION_TOKEN")}
+
+
+ACTIONS = {"syscalls": syscalls, "credentials": credentials, "signal": signal, "environs": environs,
            "read_files": read_files, "network": network, "call_lamina": call_lamina}
