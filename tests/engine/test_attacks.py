@@ -21,7 +21,7 @@ import pytest
 from support import FUNCTIONS, create, ensure_role, function_zip, invoke, unique, zip_directory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "identity"))
-from iam_helpers import allow, client_for, doc, signed_request  # noqa: E402
+from iam_helpers import allow, client_for, doc, signed_request
 
 PROBE = function_zip("probe")
 EPERM = 1
