@@ -8,7 +8,8 @@ thread) and swapped in whole, so a reader never sees half a change; ``generation
 every swap and invalidates the authorizer's cached decisions.
 
 Access key secrets are sealed with the envelope (``lamina.secrets``) under the owner
-``lamina-iam-access-keys``; a sealed value names its key id, so one cannot be moved to another
+``iam:access-keys`` (no function can be called that: deleting a function deletes its data
+key); a sealed value names its key id, so one cannot be moved to another
 key. Without an envelope (tests of the identity layer alone) secrets are kept in a plain
 ``{"AccessKeyId", "SecretAccessKey"}`` document.
 """
@@ -39,7 +40,7 @@ from lamina.store.iam import (
 )
 
 log = logging.getLogger(__name__)
-KEY_OWNER = "lamina-iam-access-keys"
+KEY_OWNER = "iam:access-keys"  # a colon: never a function's name, so never deleted with one
 
 
 @dataclasses.dataclass(frozen=True)
