@@ -50,6 +50,7 @@ _JSON = ("content-type", "application/json")
 _JSON_TYPE = ("Content-Type", "application/json")
 _INVOKE_PREFIX = "/2015-03-31/functions/"
 _INVOKE_SUFFIX = "/invocations"
+_PASSES_ROLE = frozenset({"CreateFunction", "UpdateFunctionConfiguration"})
 
 
 
@@ -160,6 +161,9 @@ class LaminaApp:
             params = parse_request(operation, labels, request)
             validate(operation, params)
             self.authorizer.check(principal, operation.name, self._resource(params), request)
+            if operation.name in _PASSES_ROLE and isinstance(params.get("Role"), str):
+                # Handing a function a role is acting with that role: IAM's PassRole.
+                self.authorizer.check(principal, "iam:PassRole", params["Role"], request)
             handler = OPERATIONS.get(operation.name)
             if handler is None:
                 raise NotImplementedYet(

@@ -72,8 +72,8 @@ class Authorizer:
         self.directory = directory
         self.account_id = account_id
         self.region = region
-        self._decisions: dict[tuple[str, str | None, str, str], tuple[int, Exception | None]] \
-            = {}
+        # (key, token, action, resource) -> (directory generation, denial message or None)
+        self._decisions: dict[tuple[str, str | None, str, str], tuple[int, str | None]] = {}
         self._identities: dict[tuple[str, str | None], tuple[int, object, Identity]] = {}
         self._root = self._root_identity()
 
@@ -98,14 +98,14 @@ class Authorizer:
         cached = self._decisions.get(key) if request_keys is None else None
         if cached is not None and cached[0] == generation:
             if cached[1] is not None:
-                raise cached[1]
+                raise AccessDenied(cached[1])  # a new one: a re-raised one grows its traceback
             return identity
         ctx = RequestContext(identity.keys, self._request_keys(request, request_keys))
         denial = self._evaluate(identity, action, resource, ctx)
         if not ctx.varying and request_keys is None:
             if len(self._decisions) >= _CACHE_MAX:
                 self._decisions.clear()
-            self._decisions[key] = (generation, denial)
+            self._decisions[key] = (generation, denial.message if denial else None)
         if denial is not None:
             raise denial
         return identity
@@ -206,7 +206,7 @@ class Authorizer:
     # -- evaluation ---------------------------------------------------------------------------
 
     def _evaluate(self, identity: Identity, action: str, resource: str,
-                  ctx: RequestContext) -> Exception | None:
+                  ctx: RequestContext) -> AccessDenied | None:
         identity_decision = decide(identity.policies, action, resource, ctx)
         if identity_decision is False:
             return self._denied(identity, action, resource, "with an explicit deny in an "

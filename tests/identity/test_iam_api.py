@@ -379,3 +379,22 @@ def test_aws_cli_speaks_iam_and_sts(server: Any, tmp_path: Path) -> None:
     assert aws("iam", "create-user", "--user-name", name)["User"]["UserName"] == name
     assert aws("sts", "get-caller-identity")["Account"] == ACCOUNT
     assert name in [u["UserName"] for u in aws("iam", "list-users")["Users"]]
+
+
+def test_giving_a_function_a_role_needs_pass_role(server: Any, iam: Any) -> None:
+    user = unique("deployer")
+    key, secret = user_with_key(iam, user, allow(["lambda:CreateFunction",
+                                                  "lambda:GetFunctionConfiguration"]))
+    deployer = client_for(server, "lambda", key, secret)
+    role = f"arn:aws:iam::{ACCOUNT}:role/lamina-function"
+    name = unique("passed")
+    with pytest.raises(botocore.exceptions.ClientError) as failure:
+        deployer.create_function(FunctionName=name, Runtime="python3.11", Role=role,
+                                 Handler="app.handler", Code={"ZipFile": function_zip("hello")})
+    assert code_of(failure) == "AccessDeniedException"
+    assert f"iam:PassRole on resource: {role}" in failure.value.response["Error"]["Message"]
+    iam.put_user_policy(UserName=user, PolicyName="pass", PolicyDocument=doc(
+        allow("iam:PassRole", role)))
+    deployer.create_function(FunctionName=name, Runtime="python3.11", Role=role,
+                             Handler="app.handler", Code={"ZipFile": function_zip("hello")})
+    assert deployer.get_function_configuration(FunctionName=name)["Role"] == role
