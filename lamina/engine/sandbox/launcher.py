@@ -6,7 +6,9 @@ Both fork environments from one pre-initialised template process (``template.py`
 * ``NamespaceLauncher``: the template lives in its own mount namespace with the base root
   (``rootfs.py``); each child gets pid/mount/ipc/uts (and, for ``network="none"``, net)
   namespaces, its code read-only at ``/var/task``, a private tmpfs ``/tmp``, a pooled cgroup
-  (``cgroups.py``) and the uid of that cgroup slot.
+  (``cgroups.py``), the uid of that cgroup slot and the seccomp filter (``seccomp.py``). A
+  ``network="none"`` environment reaches its Runtime API and lamina's API, and nothing else,
+  through a relay (``netrelay.py``) whose outer half runs in this process.
 * ``UnsandboxedLauncher`` (``--insecure-no-sandbox``, hosts without namespaces): same fork path,
   no namespaces, mounts, cgroups or uid change. ``/var/task`` cannot exist: the environment runs
   in ``code_dir`` with ``LAMBDA_TASK_ROOT`` as given in its environment.
@@ -30,7 +32,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import lamina
-from lamina.engine.sandbox import cgroups, netrelay, protocol, rootfs, seccomp
+from lamina.engine.sandbox import cgroups, netrelay, protocol, rootfs, seccomp, userns
+from lamina.engine.sandbox import snapshot as snapshots
 from lamina.engine.sandbox.api import ExecEntry, SandboxSpec, SpawnFailed
 from lamina.engine.sandbox.environment import Environment
 from lamina.engine.sandbox.supervisor import TemplateSupervisor
@@ -76,6 +79,9 @@ class _ForkLauncher:
         self._reason: str | None = None
         self._checked = False
         self._closed = False
+        # Host id blocks of SnapStart snapshots' user namespaces (userns.py), well clear of
+        # the slots' uids (uid_base + slot index).
+        self._snapshot_ids = userns.IdBlocks()
 
     # -- Launcher ----------------------------------------------------------------------------
 
@@ -133,6 +139,11 @@ class _ForkLauncher:
         env.attach(*await supervisor.spawn(slot.name if slot else None, payload_fd,
                                            spec.output_fd, env))
         return env
+
+    async def snapshot(self, spec: SandboxSpec, timeout: float = 10.0) -> snapshots.ForkSnapshot:
+        """Run the Init of ``spec`` once in a SnapStart snapshot process and return it, ready
+        to fork environments (``snapshot.py``); ``SnapshotFailed`` if the Init fails."""
+        return await snapshots.make(self, spec, timeout)
 
     async def close(self) -> None:
         """Kill the template and every environment; return when none of them is left."""
@@ -405,15 +416,18 @@ class UnsandboxedLauncher(_ForkLauncher):
         return config
 
 
+_LOOPBACK = ("127.0.0.1", "localhost", "0.0.0.0")
+
+
 def _relay_ports(spec: SandboxSpec) -> dict[bytes, int]:
     """The loopback ports a VPC environment may reach: its Runtime API and lamina's API."""
     ports: dict[bytes, int] = {}
     runtime = spec.environ.get("AWS_LAMBDA_RUNTIME_API", "")
     host, _, port = runtime.rpartition(":")
-    if host in ("127.0.0.1", "localhost") and port.isdigit():
+    if host in _LOOPBACK and port.isdigit():
         ports[netrelay.RUNTIME] = int(port)
     endpoint = urllib.parse.urlsplit(spec.environ.get("AWS_ENDPOINT_URL", ""))
-    if endpoint.hostname in ("127.0.0.1", "localhost") and endpoint.port:
+    if endpoint.hostname in _LOOPBACK and endpoint.port:
         ports[netrelay.API] = endpoint.port
     return ports
 
