@@ -245,6 +245,19 @@ class Authorizer:
         return AccessDenied(f"User: {identity.arn} is not authorized to perform: {action} on "
                             f"resource: {resource} {why}")
 
+    def resource_allows(self, caller: Caller, action: str, resource: str,
+                        request_keys: Mapping[str, Value] | None = None) -> bool:
+        """Whether a function's resource policy alone lets ``caller`` act: for callers that
+        have no identity policies — a service (a trigger, with ``aws:SourceArn`` and
+        ``aws:SourceAccount`` in ``request_keys``) or anyone at all (a function URL of auth
+        type ``NONE``, with ``lambda:FunctionUrlAuthType``)."""
+        policy = self._resource_policy(action, resource)
+        if policy is None:
+            return False
+        ctx = RequestContext({}, {k.lower(): v for k, v in (request_keys or {}).items()})
+        decision, _ = decide_for((policy,), caller, action, resource, ctx)
+        return bool(decision)
+
     # -- trust --------------------------------------------------------------------------------
 
     def trusts(self, role_name: str, caller: Caller, identity: Identity | None = None,

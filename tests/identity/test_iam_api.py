@@ -398,3 +398,15 @@ def test_giving_a_function_a_role_needs_pass_role(server: Any, iam: Any) -> None
     deployer.create_function(FunctionName=name, Runtime="python3.11", Role=role,
                              Handler="app.handler", Code={"ZipFile": function_zip("hello")})
     assert deployer.get_function_configuration(FunctionName=name)["Role"] == role
+
+
+def test_trust_policies_must_name_existing_principals(iam: Any) -> None:
+    ghost = f"arn:aws:iam::{ACCOUNT}:user/{unique('ghost')}"
+    name = unique("trusting")
+    with pytest.raises(iam.exceptions.MalformedPolicyDocumentException) as failure:
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=doc(
+            {"Effect": "Allow", "Principal": {"AWS": ghost}, "Action": "sts:AssumeRole"}))
+    assert failure.value.response["Error"]["Message"] == \
+        f'Invalid principal in policy: "AWS":"{ghost}"'
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.get_role(RoleName=name)

@@ -303,3 +303,32 @@ def test_any_document_is_accepted_or_refused_never_crashes(document: Any, kind: 
     decide([policy], "lambda:InvokeFunction", FN + "f", ctx)
     decide_for([policy], Caller(frozenset({"arn:aws:iam::0:user/b"}), "0"), "sts:AssumeRole",
                "arn:aws:iam::0:role/r", ctx)
+
+
+def test_services_and_anonymous_callers_by_resource_policy_alone(world: Any) -> None:
+    iam, directory, _sessions, authorizer = world
+    import time as _time
+
+    from lamina.store.schema import functions
+    with iam._store.transaction(write=True) as conn:
+        conn.execute(functions.insert().values(name="f", created=_time.time()))
+    iam.add_statement("f", "", {
+        "Sid": "s3", "Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},
+        "Action": "lambda:InvokeFunction", "Resource": FN + "f",
+        "Condition": {"ArnLike": {"AWS:SourceArn": "arn:aws:s3:::uploads"}}}, None, "r1")
+    iam.add_statement("f", "", {
+        "Sid": "url", "Effect": "Allow", "Principal": "*", "Action": "lambda:InvokeFunctionUrl",
+        "Resource": FN + "f",
+        "Condition": {"StringEquals": {"lambda:FunctionUrlAuthType": "NONE"}}}, None, "r2")
+    directory.reload()
+    s3 = Caller(frozenset(), None, service="s3.amazonaws.com")
+    anyone = Caller(frozenset(), None, service="anonymous")
+    assert authorizer.resource_allows(s3, "lambda:InvokeFunction", FN + "f",
+                                      {"aws:SourceArn": "arn:aws:s3:::uploads"})
+    assert not authorizer.resource_allows(s3, "lambda:InvokeFunction", FN + "f",
+                                          {"aws:SourceArn": "arn:aws:s3:::other"})
+    assert not authorizer.resource_allows(s3, "lambda:InvokeFunction", FN + "g")
+    assert authorizer.resource_allows(anyone, "lambda:InvokeFunctionUrl", FN + "f",
+                                      {"lambda:FunctionUrlAuthType": "NONE"})
+    assert not authorizer.resource_allows(anyone, "lambda:InvokeFunctionUrl", FN + "f",
+                                          {"lambda:FunctionUrlAuthType": "AWS_IAM"})

@@ -5,14 +5,30 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from lamina.api.iam import IamCall, iam_operation
+from lamina.api.iam import IamCall, IamServices, iam_operation
 from lamina.api.iam import render as show
 from lamina.api.iam.common import checked_policy, list_resource, refuse, role_resource
-from lamina.api.query import NoSuchEntity
+from lamina.api.query import MalformedPolicyDocument, NoSuchEntity
 from lamina.identity import ids
-from lamina.identity.policy import Kind
+from lamina.identity.policy import Kind, Policy
 from lamina.store.api import StoreError
 from lamina.store.iam import ROLE, RoleRecord
+
+
+def check_principals(services: IamServices, policy: Policy) -> None:
+    """Users and roles of this account named in a trust policy must exist, as IAM checks."""
+    prefix = f"arn:aws:iam::{services.account_id}:"
+    for statement in policy.statements:
+        for arn in statement.principals.aws if statement.principals else ():
+            if not arn.startswith(prefix) or "*" in arn:
+                continue
+            kind, _, rest = arn[len(prefix):].partition("/")
+            name = rest.rsplit("/", 1)[-1]
+            directory = services.directory
+            found = directory.user(name) if kind == "user" else \
+                directory.role(name) if kind == "role" else True
+            if not found:
+                raise MalformedPolicyDocument(f'Invalid principal in policy: "AWS":"{arn}"')
 
 
 @iam_operation("iam", "CreateRole", role_resource)
@@ -20,7 +36,7 @@ async def create_role(call: IamCall) -> dict[str, Any]:
     services, params = call.services, call.params
     name = params["RoleName"]
     document = params["AssumeRolePolicyDocument"]
-    checked_policy(document, Kind.TRUST)
+    check_principals(services, checked_policy(document, Kind.TRUST))
     record = RoleRecord(name, ids.unique_id("AROA"), params.get("Path") or "/", time.time(),
                         document, params.get("Description") or "",
                         params.get("MaxSessionDuration") or 3600,
@@ -57,7 +73,7 @@ async def delete_role(call: IamCall) -> dict[str, Any]:
 async def update_assume_role_policy(call: IamCall) -> dict[str, Any]:
     services, name = call.services, call.params["RoleName"]
     document = call.params["PolicyDocument"]
-    checked_policy(document, Kind.TRUST)
+    check_principals(services, checked_policy(document, Kind.TRUST))
     try:
         await services.db(services.store.update_trust_policy, name, document)
     except StoreError as exc:
