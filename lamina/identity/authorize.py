@@ -161,6 +161,8 @@ class Authorizer:
     def _session_identity(self, session: Any) -> Identity:
         directory = self.directory
         role = directory.role(session.role_name) if directory and session.role_name else None
+        if role is not None and session.role_id and role.id != session.role_id:
+            role = None  # deleted and made again: a new role, not the one this session is of
         role_arn = directory.role_arn(role) if directory and role else ""
         role_id = role.id if role else session.role_id
         user_id = f"{role_id}:{session.session_name}" if session.session_name else role_id

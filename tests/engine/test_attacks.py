@@ -201,3 +201,27 @@ def test_forged_and_replayed_signatures(lam: Any, server: Any, attacker: str) ->
     with pytest.raises(botocore.exceptions.ClientError) as failure:
         client_for(server, "lambda", key, secret, token + "x").list_functions()
     assert failure.value.response["Error"]["Code"] == "UnrecognizedClientException"
+
+
+def test_environments_hold_exactly_their_roles_permissions(server: Any, lam: Any,
+                                                           attacker_zip: bytes,
+                                                           victim: str) -> None:
+    """A role change reaches warm environments at once, both ways."""
+    iam = server.client("iam")
+    role_name = unique("changing")
+    arn = ensure_role(iam, role_name)
+    fn = create(lam, attacker_zip, Role=arn, Timeout=30, MemorySize=256)
+    call = {"action": "call_lamina", "method": "invoke",
+            "params": {"FunctionName": victim, "Payload": "{}"}}
+    assert attack(lam, fn, call)["code"] == "AccessDeniedException"
+    iam.attach_role_policy(RoleName=role_name,
+                           PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaRole")
+    assert attack(lam, fn, call)["ok"] is True
+    iam.put_role_policy(RoleName=role_name, PolicyName="but-not-the-victim",
+                        PolicyDocument=doc({"Effect": "Deny", "Action": "lambda:*",
+                                            "Resource": f"arn:aws:lambda:*:*:function:{victim}"}))
+    denied = attack(lam, fn, call)
+    assert "explicit deny" in denied["message"]
+    identity = attack(lam, fn, {"action": "call_lamina", "service": "sts",
+                                "method": "get_caller_identity"})["response"]
+    assert identity["Arn"] == f"arn:aws:sts::000000000000:assumed-role/{role_name}/{fn}"
