@@ -19,28 +19,32 @@ def encoded(document: str) -> str:
     return quote(document, safe="")
 
 
-def tags(pairs: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+def tag_list(pairs: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in pairs]
 
 
-def user(record: UserRecord, arn: str) -> dict[str, Any]:
+def user(record: UserRecord, arn: str, tags: bool = True) -> dict[str, Any]:
+    """A ``User``; lists (ListUsers) leave the tags out, as IAM does."""
     out: dict[str, Any] = {"Path": record.path, "UserName": record.name, "UserId": record.id,
                            "Arn": arn, "CreateDate": record.created}
-    if record.tags:
-        out["Tags"] = tags(record.tags)
+    if record.tags and tags:
+        out["Tags"] = tag_list(record.tags)
     return out
 
 
-def role(record: RoleRecord, arn: str) -> dict[str, Any]:
+def role(record: RoleRecord, arn: str, listed: bool = False) -> dict[str, Any]:
+    """A ``Role``; lists (ListRoles) leave out tags and last use, as IAM does."""
     out: dict[str, Any] = {
         "Path": record.path, "RoleName": record.name, "RoleId": record.id, "Arn": arn,
         "CreateDate": record.created,
         "AssumeRolePolicyDocument": encoded(record.trust_policy),
-        "MaxSessionDuration": record.max_session_duration, "RoleLastUsed": {}}
+        "MaxSessionDuration": record.max_session_duration}
+    if not listed:
+        out["RoleLastUsed"] = {}
     if record.description:
         out["Description"] = record.description
-    if record.tags:
-        out["Tags"] = tags(record.tags)
+    if record.tags and not listed:
+        out["Tags"] = tag_list(record.tags)
     return out
 
 
@@ -53,7 +57,7 @@ def policy(record: PolicyRecord) -> dict[str, Any]:
     if record.description:
         out["Description"] = record.description
     if record.tags:
-        out["Tags"] = tags(record.tags)
+        out["Tags"] = tag_list(record.tags)
     return out
 
 

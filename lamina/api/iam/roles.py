@@ -86,6 +86,6 @@ async def update_assume_role_policy(call: IamCall) -> dict[str, Any]:
 async def list_roles(call: IamCall) -> dict[str, Any]:
     services = call.services
     prefix = call.params.get("PathPrefix") or "/"
-    roles = [show.role(r, services.arn("role", r.name, r.path))
+    roles = [show.role(r, services.arn("role", r.name, r.path), listed=True)
              for r in await services.db(services.store.list_roles) if r.path.startswith(prefix)]
     return show.page(roles, call.params, lambda r: r["RoleName"], "Roles")

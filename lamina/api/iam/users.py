@@ -55,5 +55,5 @@ async def list_users(call: IamCall) -> dict[str, Any]:
     prefix = call.params.get("PathPrefix") or "/"
     records = [r for r in await services.db(services.store.list_users)
                if r.path.startswith(prefix)]
-    users = [show.user(r, services.arn("user", r.name, r.path)) for r in records]
+    users = [show.user(r, services.arn("user", r.name, r.path), tags=False) for r in records]
     return show.page(users, call.params, lambda u: u["UserName"], "Users")
