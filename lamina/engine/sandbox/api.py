@@ -14,6 +14,18 @@ execution environments are (see ``docs/design.md``, "Threat containment"). Guara
   bootstrap, missing interpreter inside the sandbox): the process starts and exits with a status,
   which the scheduler reports as ``Runtime.ExitError`` / ``Runtime.InvalidEntrypoint``.
   ``SpawnFailed`` means the platform could not start it (template died, cgroup trouble).
+
+SnapStart (``snapshot``): a ``Snapshot`` is a sandboxed process that has run one function
+version's Init once and forks that version's environments from itself. Guarantees:
+
+* ``snapshot`` returns once the Init (module code, then the before-snapshot hooks) succeeded;
+  it raises ``SnapshotFailed`` when the Init failed, overran ``timeout`` or the process died,
+  and then nothing of it is left running.
+* ``Snapshot.spawn`` is ``spawn`` for an environment forked from the snapshot, sandboxed as
+  any other (own cgroup slot, namespaces, private ``/tmp``, unprivileged uid, seccomp); its
+  ``SandboxProcess`` behaves as any other. ``SpawnFailed`` once the snapshot is dead.
+* ``alive`` turns false for good when the snapshot process is gone (its environments die
+  with it); ``close`` ends it and every environment forked from it, and is idempotent.
 """
 
 from __future__ import annotations
@@ -27,6 +39,20 @@ from typing import Literal, Protocol
 
 class SpawnFailed(Exception):
     """The platform could not start an environment; the invoke gets a platform error."""
+
+
+class SnapshotFailed(Exception):
+    """A snapshot could not be made: the function's Init failed or overran, or the platform
+    could not run it. ``error_type``/``message``/``payload`` are what an Init failure of an
+    on-demand environment would report (AWS's error shape, as the runtime sent it)."""
+
+    def __init__(self, error_type: str, message: str, payload: bytes | None = None,
+                 timed_out: bool = False) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+        self.payload = payload
+        self.timed_out = timed_out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +128,15 @@ class SandboxProcess(Protocol):
         """Peak memory of the environment so far (cgroup peak), in MB; 0 if unknown."""
 
 
+class Snapshot(Protocol):
+    @property
+    def alive(self) -> bool: ...
+
+    async def spawn(self, spec: SandboxSpec) -> SandboxProcess: ...
+
+    async def close(self) -> None: ...
+
+
 class Launcher(Protocol):
     def unavailable_reason(self) -> str | None:
         """Why this host cannot sandbox (``None`` when it can); checked before ``start``."""
@@ -109,5 +144,8 @@ class Launcher(Protocol):
     async def start(self) -> None: ...
 
     async def spawn(self, spec: SandboxSpec) -> SandboxProcess: ...
+
+    async def snapshot(self, spec: SandboxSpec, timeout: float) -> Snapshot:
+        """Run the Init of ``spec`` (a ``PythonEntry``) once in a new snapshot process."""
 
     async def close(self) -> None: ...

@@ -257,6 +257,16 @@ class Slot:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
+    def delegate(self, uid: int) -> None:
+        """Let host ``uid`` move a process into this slot: give it the file a process joins
+        through (v1 ``tasks``, v2 ``cgroup.procs``). For a SnapStart snapshot's environments,
+        which join as the snapshot's namespace root, not as host root. Such a slot must never
+        serve anyone else (``CgroupPool.discard``): the file could have been opened meanwhile.
+        """
+        for hierarchy, directory in self._dirs.items():
+            name = "tasks" if hierarchy.version == 1 else "cgroup.procs"
+            os.chown(directory / name, uid, uid)
+
     def remove(self) -> None:
         if self._peak_fd is not None:
             os.close(self._peak_fd)
@@ -339,6 +349,21 @@ class CgroupPool:
         """Never hand ``slot`` out again (something in it would not die); removed at destroy."""
         if slot in self._free:
             self._free.remove(slot)
+
+    def discard(self, slot: Slot) -> bool:
+        """Remove ``slot`` for good once nothing runs in it (False: try again later). A slot
+        delegated to an unprivileged id (``Slot.delegate``) ends this way instead of going
+        back to the pool; ``prefill`` makes new ones."""
+        if not slot.is_empty():
+            return False
+        if slot in self._free:
+            self._free.remove(slot)
+        try:
+            slot.remove()
+        except OSError:  # something joined meanwhile (EBUSY): the caller drains and retries
+            return False
+        self._all.pop(slot.index, None)
+        return True
 
     def _make_slot(self) -> Slot:
         index = self._next_index

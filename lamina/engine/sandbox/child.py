@@ -29,9 +29,10 @@ import signal
 import socket
 import sys
 import traceback
+from collections.abc import Callable
 from typing import Any, NoReturn
 
-from lamina.engine.sandbox import linux, netrelay, protocol, rootfs, seccomp
+from lamina.engine.sandbox import linux, netrelay, protocol, rootfs, seccomp, snapshot_process
 
 SETUP_FAILED = 125  # exit code of a child whose setup failed (the launcher reports SpawnFailed)
 NOFILE_LIMIT = 1024  # Lambda's open-files limit
@@ -51,6 +52,12 @@ class TemplateContext:
     stdlib_paths: list[str]
     platform_modules: list[str]  # lamina's modules in the template, hidden from the function
     template_signals: tuple[int, ...] = (signal.SIGCHLD,)
+    # The template's class: a SnapStart snapshot (``snapshot_process``) serves its own children
+    # with one, without importing the module that runs as ``__main__`` in the template.
+    fork_server: Callable[..., Any] | None = None
+
+# What a child becomes once it has its spawn request: (context, request, its descriptors).
+Become = Callable[[TemplateContext, dict[str, Any], list[int]], NoReturn]
 
 
 def after_fork(ctx: TemplateContext) -> None:
@@ -85,8 +92,9 @@ def after_fork(ctx: TemplateContext) -> None:
         os._exit(SETUP_FAILED)
 
 
-def wait_as_spare(ctx: TemplateContext, sock_fd: int) -> NoReturn:
-    """Park until the template hands this spare a spawn request, then become that environment."""
+def wait_as_spare(ctx: TemplateContext, sock_fd: int, become: Become | None = None) -> NoReturn:
+    """Park until the template hands this spare a spawn request, then become that environment
+    (``become_from_request`` unless the template says otherwise)."""
     try:
         sock = socket.socket(fileno=sock_fd)
         sock.setblocking(True)
@@ -97,13 +105,25 @@ def wait_as_spare(ctx: TemplateContext, sock_fd: int) -> NoReturn:
         os._exit(SETUP_FAILED)
     if message is None:
         os._exit(0)  # the template closed our socket: no longer needed
+    (become or become_from_request)(ctx, message, fds)
+
+
+def become_from_request(ctx: TemplateContext, message: dict[str, Any],
+                        fds: list[int]) -> NoReturn:
+    """``become_environment`` for a spawn request: fds are [payload, output, extra...]."""
     become_environment(ctx, message["id"], message.get("slot"), fds[0],
-                       fds[1] if len(fds) > 1 else -1)
+                       fds[1] if len(fds) > 1 else -1, fds[2:])
 
 
 def become_environment(ctx: TemplateContext, spawn_id: int, slot: str | None,
-                       payload_fd: int, output_fd: int) -> NoReturn:
-    """Turn this child (past ``after_fork``) into an execution environment; never returns."""
+                       payload_fd: int, output_fd: int,
+                       extra_fds: list[int] | None = None) -> NoReturn:
+    """Turn this child (past ``after_fork``) into an execution environment; never returns.
+
+    ``mode: "snapshot"`` in the payload makes it a SnapStart snapshot instead, which leaves
+    after step 3 for ``snapshot_process`` keeping ``extra_fds`` (its control socket) and the
+    cgroup directory fds open.
+    """
     step = "start"
     try:
         # 1. Join the cgroup before anything else allocates or runs: limits hold from here on.
@@ -139,10 +159,14 @@ def become_environment(ctx: TemplateContext, spawn_id: int, slot: str | None,
         #    open until the readiness report, the template's pidfd until privileges are gone.
         step = "stdio"
         _redirect_stdio(output_fd)
-        _close_all_but(ctx.ctl_fd, ctx.template_pidfd)
+        snapshot = config["mode"] == "snapshot"
+        keep = [*(extra_fds or ()), *(fd for fd, _ in ctx.cgroup_joins)] if snapshot else []
+        _close_all_but(ctx.ctl_fd, ctx.template_pidfd, *keep)
         step = "chdir"
         os.chdir(config["task_dir"])
         os.setsid()  # own session and process group: kill(-pid) reaches unsandboxed trees
+        if snapshot:  # privileges are the snapshot's business: see snapshot_process
+            snapshot_process.become_snapshot(ctx, spawn_id, config, list(extra_fds or ()))
         # 4. Privileges last: every step above needed root.
         if config["uid"] is not None:
             step = "drop privileges"

@@ -115,12 +115,17 @@ class TemplateSupervisor:
             raise SpawnFailed(f"cannot start the template: {exc}") from exc
         finally:
             theirs.close()
-        ours.setblocking(False)
-        self._sock = ours
+        self._connect(ours)
+
+    def _connect(self, sock: socket.socket) -> None:
+        """Serve the control socket of a process that is starting (it says ``ready``)."""
+        assert self._loop is not None
+        sock.setblocking(False)
+        self._sock = sock
         self._state = "starting"
         self._error = ""
         self._ready = self._loop.create_future()
-        self._loop.add_reader(ours.fileno(), self._on_readable)
+        self._loop.add_reader(sock.fileno(), self._on_readable)
 
     async def close(self) -> None:
         """Kill the template (its PDEATHSIG takes the environments) and fail what is pending."""
@@ -135,12 +140,17 @@ class TemplateSupervisor:
     # -- requests --------------------------------------------------------------------------
 
     async def spawn(self, slot: str | None, payload_fd: int, output_fd: int,
-                    owner: Owner) -> tuple[int, int]:
+                    owner: Owner, extra_fds: Sequence[int] = ()) -> tuple[int, int]:
         """Fork a child; returns ``(spawn id, host pid)`` once it is set up.
 
         Takes ownership of ``payload_fd``. From the call on, ``owner`` hears how the child
-        ended, whether or not the spawn succeeds.
+        ended, whether or not the spawn succeeds. ``extra_fds`` (the caller keeps them) go to
+        the child after the output pipe, which must then be given.
         """
+        if extra_fds and output_fd < 0:
+            os.close(payload_fd)
+            owner.no_child()
+            raise SpawnFailed("extra descriptors need an output pipe")
         if self._state != "ready":
             try:
                 await self._wait_ready()
@@ -153,7 +163,7 @@ class TemplateSupervisor:
         future: asyncio.Future[int] = self._loop.create_future()
         self._pending[spawn_id] = future
         self._owners[spawn_id] = owner
-        fds = [payload_fd] if output_fd < 0 else [payload_fd, output_fd]
+        fds = [payload_fd] if output_fd < 0 else [payload_fd, output_fd, *extra_fds]
         try:
             self._send({"op": "spawn", "id": spawn_id, "slot": slot}, fds)
         finally:

@@ -55,8 +55,11 @@ PRELOAD = (
 
 
 class Template:
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], become: child.Become | None = None) -> None:
+        """``become``: what a child turns into once it has its request (an environment
+        through ``child.become_environment`` by default; a SnapStart snapshot passes its own)."""
         self.config = config
+        self.become: child.Become = become or child.become_from_request
         self.sandboxed: bool = config["sandboxed"]
         self.ctl = socket.socket(fileno=config["ctl_fd"])
         self.ctl.setblocking(True)
@@ -98,16 +101,27 @@ class Template:
                                    net_root=config.get("net_root"))
             runtime_dir = f"{rootfs.RUNTIME_MOUNT}/{os.path.basename(runtime_dir.rstrip('/'))}"
         self._preimport_entry(runtime_dir, config["entry_module"])
-        self.wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.signal(signal.SIGCHLD, _ignore)
-        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        self._watch_children()
         self.ctx = child.TemplateContext(
             sandboxed=self.sandboxed, ctl_fd=self.ctl.fileno(), template_pidfd=pidfd,
             cgroup_joins=cgroup_joins, entry_module=config["entry_module"],
             runtime_path=runtime_dir, stdlib_paths=stdlib,
-            platform_modules=[n for n in sys.modules if n == "lamina" or n.startswith("lamina.")])
+            platform_modules=[n for n in sys.modules if n == "lamina" or n.startswith("lamina.")],
+            fork_server=type(self))
         gc.collect()
         gc.freeze()
+
+    def adopt(self, ctx: child.TemplateContext, pidns_fd: int) -> None:
+        """Serve from a process image prepared elsewhere instead of ``prepare``: a SnapStart
+        snapshot (``snapshot_process``) after its Init, in its own pid namespace."""
+        self.ctx = ctx
+        self.pidns_fd = pidns_fd
+        self._watch_children()
+
+    def _watch_children(self) -> None:
+        self.wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.signal(signal.SIGCHLD, _ignore)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
 
     def _preimport_entry(self, runtime_dir: str, module: str) -> None:
         """Import the bootstrap now so children share it; a broken one fails in the child."""
@@ -166,9 +180,7 @@ class Template:
         try:
             pid = self._hand_to_spare(message, fds)
             if pid is None:
-                pid = self._fork(lambda: child.become_environment(
-                    self._context(), spawn_id, message.get("slot"), fds[0],
-                    fds[1] if len(fds) > 1 else -1))
+                pid = self._fork(lambda: self.become(self._context(), message, fds))
         except OSError as exc:
             protocol.send(self.ctl, {"op": "failed", "id": spawn_id, "error": f"fork: {exc}"})
             return
@@ -226,7 +238,7 @@ class Template:
             # template closes its end.
             for sock in [ours, *others]:
                 os.close(sock.detach())
-            child.wait_as_spare(self._context(), theirs.detach())
+            child.wait_as_spare(self._context(), theirs.detach(), self.become)
 
         try:
             pid = self._fork(park)

@@ -33,10 +33,61 @@ def report() -> int:
     return 0
 
 
+PRELOADED: dict = {}
+
+
+def preload(handler=None, task_root=None):
+    """SnapStart's Init, as lamina's bootstrap has it: import the handler's module once, in the
+    snapshot process; ``main()`` in each fork then finds it here. Returns AWS's error shape."""
+    import importlib
+
+    spec = handler or os.environ.get("_HANDLER", "")
+    try:
+        import snapshot_restore_py  # noqa: F401 - as the bootstrap does, before user code
+    except ImportError:
+        pass
+    try:
+        PRELOADED["module"] = importlib.import_module(spec.rsplit(".", 1)[0])
+    except Exception as exc:
+        return {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": []}
+    return None
+
+
+def _listing(path: str) -> list[str] | str:
+    try:
+        return sorted(os.listdir(path))
+    except OSError as exc:
+        return exc.strerror or "error"
+
+
+def restored() -> int:
+    """A fork of a snapshot: run the after-restore hooks, report what the environment sees."""
+    import random
+
+    import snapshot_restore_py
+
+    snapshot_restore_py.run_after_restore()
+    module = PRELOADED["module"]
+    print(json.dumps({
+        "uid": os.getuid(), "pid": os.getpid(), "init": module.STATE,
+        "random": random.random(), "tmp": sorted(os.listdir("/tmp")),
+        "proc": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+        "environ": dict(os.environ), "cwd": os.getcwd(), "root": sorted(os.listdir("/")),
+        "no_new_privs": _status_field("NoNewPrivs"), "cap_eff": _status_field("CapEff"),
+        "seccomp": _status_field("Seccomp"), "fds": sorted(int(fd) for fd in
+                                                         os.listdir("/proc/self/fd")),
+        "cgroup": open("/proc/self/cgroup").read(), "hidden": _listing("/.lamina"),
+        "mounts": [line.split()[4] for line in open("/proc/self/mountinfo")],
+    }))
+    return 0
+
+
 def main() -> int:
     action = os.environ.get("TEST_ACTION", "report")
     if action == "report":
         return report()
+    if action == "restored":
+        return restored()
     if action == "alloc":
         block = b"x" * (int(os.environ["TEST_MB"]) << 20)  # written, so really allocated
         print("allocated", len(block), flush=True)
