@@ -1,6 +1,6 @@
 """``make bench``: every row of the performance table beside its baseline, measured in one run.
 
-    python -m bench [--quick] [--rows warm,cold,scale,density] [--json PATH]
+    python -m bench [--quick] [--rows warm,cold,scale,density,snapstart] [--json PATH]
 
 Prints the table (figure, goal, measured, baseline, ratio, met) and writes it as JSON
 (``bench/results/latest.json`` by default). ``--quick`` is the one-minute smoke CI runs: short
@@ -21,7 +21,9 @@ from pathlib import Path
 from bench import rows
 from bench.harness import lamina
 
-ALL = ("warm", "cold", "scale", "density")
+ALL = ("warm", "cold", "scale", "density", "snapstart")
+# The quick smoke leaves out the SnapStart row by default: it installs numpy and pandas.
+QUICK = ("warm", "cold", "scale", "density")
 
 
 def machine() -> dict[str, object]:
@@ -45,10 +47,12 @@ def table(results: list[rows.Row]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a one-minute smoke, no assertions")
-    parser.add_argument("--rows", default=",".join(ALL), help=f"some of {','.join(ALL)}")
+    parser.add_argument("--rows", default=None,
+                        help=f"some of {','.join(ALL)} (default: all; --quick: {','.join(QUICK)})")
     parser.add_argument("--json", default="bench/results/latest.json", help="where to write")
     args = parser.parse_args()
-    wanted = [name.strip() for name in args.rows.split(",") if name.strip()]
+    rows_arg = args.rows or ",".join(QUICK if args.quick else ALL)
+    wanted = [name.strip() for name in rows_arg.split(",") if name.strip()]
     options = rows.Options(quick=args.quick, seconds=2 if args.quick else 10)
     results: list[rows.Row] = []
     with lamina(LAMINA_ACCOUNT_CONCURRENCY="1000") as server:
@@ -60,6 +64,8 @@ def main() -> int:
             results += rows.scale_out(server, options)
     if "density" in wanted:
         results += rows.density(options)
+    if "snapstart" in wanted:
+        results += rows.snapstart(options)
     if args.quick:
         for row in results:
             row.met = None

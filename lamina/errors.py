@@ -126,6 +126,19 @@ class ProvisionedConcurrencyConfigNotFound(_UserError):
     code, status = "ProvisionedConcurrencyConfigNotFoundException", 404
 
 
+class SnapStartError(_UserError):
+    """A SnapStart environment failed its restore (an after-restore hook raised), or a
+    version's snapshot could not be made (its Init failed)."""
+
+    code, status = "SnapStartException", 400
+
+
+class SnapStartTimeout(_UserError):
+    """A snapshot's Init, or an environment's restore, overran its 10 seconds."""
+
+    code, status = "SnapStartTimeoutException", 408
+
+
 class KMSAccessDenied(ServiceError):
     """The function's environment variables could not be decrypted (altered ciphertext)."""
 

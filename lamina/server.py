@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import cast
 
-from lamina.api import provisioning
+from lamina.api import provisioning, snapstart_publish
 from lamina.api.app import LaminaApp
 from lamina.api.auth import SigV4Verifier
 from lamina.api.catalog import Catalog
@@ -230,6 +230,7 @@ async def serve(settings: Settings) -> int:
     scheduler.start()
     await settle_all(context)
     await provisioning.sync_all(context)  # provisioned environments start initialising now
+    context.spawn(snapstart_publish.restore_all(context))  # SnapStart snapshots: Init again
     await dispatcher.start()
     renewal = asyncio.get_running_loop().create_task(renew_sessions(sessions))
 

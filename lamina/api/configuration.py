@@ -11,6 +11,7 @@ import platform
 from collections.abc import Mapping
 from typing import Any
 
+from lamina.api import snapstart
 from lamina.api.naming import Naming
 from lamina.engine.envvars import check_user_variables
 from lamina.engine.platform_logs import RUNTIME_VERSIONS
@@ -122,6 +123,7 @@ def vpc_config(given: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def _check(config: Mapping[str, Any]) -> None:
     resolve_runtime(config["Runtime"])
+    snapstart.check(config)
     handler = config.get("Handler", "")
     if config["Runtime"].startswith(("python", "nodejs")) and "." not in handler:
         raise InvalidParameterValue(
@@ -163,6 +165,8 @@ def describe(record: FunctionRecord, naming: Naming) -> dict[str, Any]:
     logging.update(config.get("LoggingConfig") or {})
     config["LoggingConfig"] = logging
     runtime_version = RUNTIME_VERSIONS.get(config.get("Runtime", ""), "")
+    if "SnapStart" in config:
+        config["SnapStart"] = snapstart.shown(record.version, config)
     config.update({
         "FunctionName": record.name,
         "FunctionArn": naming.function_arn(record.name, qualifier),

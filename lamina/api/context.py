@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from lamina.api import snapstart
 from lamina.api.catalog import Catalog
 from lamina.api.layers import opt_dir
 from lamina.api.naming import Naming
@@ -57,6 +58,7 @@ def target_from_record(record: FunctionRecord, naming: Naming, code_root: Path,
         opt_dir=opt_dir(layers_root, config) if layers_root is not None else None,
         role=config.get("Role", ""),
         vpc=bool((config.get("VpcConfig") or {}).get("SubnetIds")),
+        snap_start=snapstart.applies(record.version, config),
     )
 
 

@@ -9,6 +9,10 @@ processes. Guarantees of ``Engine``:
 * ``retire`` makes every later ``invoke`` of that function start from the new target; busy
   environments of the old one finish their invocation and are then shut down.
 * ``close`` ends every environment; calls after it are harmless no-ops.
+* ``prepare_snapshot`` (SnapStart targets) returns once the version's snapshot has run its Init,
+  or raises ``SnapshotInitFailed``; a snapshot that dies later is made again at the next cold
+  start. Its environments that fail their restore fail their invocation with
+  ``SnapStartError``/``SnapStartTimeout`` (an API error, not a function error).
 """
 
 from __future__ import annotations
@@ -19,6 +23,17 @@ from pathlib import Path
 from typing import Protocol
 
 LATEST = "$LATEST"
+
+
+class SnapshotInitFailed(Exception):
+    """``prepare_snapshot``: the version's Init failed (or overran) in its snapshot process.
+    ``reason`` is ``<errorType>: <errorMessage>`` as the runtime reported it."""
+
+    def __init__(self, error_type: str, reason: str, timed_out: bool = False) -> None:
+        super().__init__(reason)
+        self.error_type = error_type
+        self.reason = reason
+        self.timed_out = timed_out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +59,9 @@ class FunctionTarget:
     opt_dir: Path | None = None  # the function's layers, merged; read-only at /opt
     role: str = ""  # the execution role's ARN: each environment gets credentials for it
     vpc: bool = False  # VpcConfig with subnets: its own network namespace (lamina's API only)
+    # SnapStart applies (a published python3.11 version with ApplyOn: PublishedVersions): its
+    # Init runs once in a snapshot process and its environments are forks of it.
+    snap_start: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -78,6 +96,8 @@ class Engine(Protocol):
     async def invoke(self, target: FunctionTarget, request: InvokeRequest) -> InvokeResult: ...
 
     def retire(self, name: str, version: str | None = None) -> None: ...
+
+    async def prepare_snapshot(self, target: FunctionTarget) -> None: ...
 
     def set_reserved_concurrency(self, name: str, value: int | None) -> None: ...
 

@@ -1,5 +1,9 @@
 """What every environment of one engine shares: the launcher, the log store, the identity of the
 deployment (region, account, endpoint) and the way paths look from inside a sandbox.
+
+``sandbox_spec`` serves anything that runs a function version in a sandbox (``SpecSubject``):
+an environment, and a SnapStart snapshot (``snapshots.py``), whose Init runs with the same
+environment as an environment's would, under a log stream and credentials of its own.
 """
 
 from __future__ import annotations
@@ -7,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from lamina.engine.api import FunctionTarget
 from lamina.engine.envvars import build_environment
 from lamina.engine.extensions import MAX_EXTENSIONS
 from lamina.engine.runtimes import RUNTIMES, RUNTIMES_DIR
@@ -18,8 +23,16 @@ from lamina.identity.execution import issue_for_function
 from lamina.identity.sessions import SessionRegistry
 from lamina.observe.logstore import LogStore
 
-if TYPE_CHECKING:
-    from lamina.engine.environment import Environment
+
+class SpecSubject(Protocol):
+    """What ``sandbox_spec`` reads of the one it builds a spec for (and where it leaves the
+    key of the credentials it issued, to be revoked when that one ends)."""
+
+    id: str
+    target: FunctionTarget
+    log_stream: str
+    initialization_type: str
+    session_key: str
 
 
 @dataclasses.dataclass
@@ -33,13 +46,13 @@ class EngineContext:
     sandboxed: bool = True
     directory: Directory | None = None  # IAM roles, for each environment's credentials
 
-    def paths(self, env: Environment) -> tuple[str, str]:
+    def paths(self, env: SpecSubject) -> tuple[str, str]:
         """(task root, runtime dir) as the runtime sees them."""
         if self.sandboxed:
             return "/var/task", "/var/runtime"
         return str(env.target.code_dir), str(RUNTIMES_DIR)
 
-    def sandbox_spec(self, env: Environment, runtime_api: str, output_fd: int) -> SandboxSpec:
+    def sandbox_spec(self, env: SpecSubject, runtime_api: str, output_fd: int) -> SandboxSpec:
         target = env.target
         runtime = RUNTIMES[target.runtime]
         task_root, runtime_dir = self.paths(env)

@@ -9,6 +9,13 @@ The hot path, an invocation on a warm environment, is: ``dispatch`` resolves the
 parked ``GET /next`` with the event; the runtime posts ``/response``; ``_complete`` sets the
 caller's future. No task, no timer beyond the timeout's, no disk I/O: log lines go to memory
 and the REPORT line is written after the caller has its answer.
+
+A SnapStart environment (``initialization_type="snap-start"``) is forked from its version's
+snapshot (``spawner``, see ``snapshots.py``) instead of started by the launcher: its log starts
+with ``RESTORE_START``, the time from spawn to the runtime's first ``/next`` (the after-restore
+hooks included) is its Restore Duration (``RESTORE_REPORT``, and on the first REPORT instead of
+an Init Duration), and a restore that fails (``/runtime/restore/error``) or overruns fails the
+waiting invocation with ``SnapStartException`` / ``SnapStartTimeoutException``.
 """
 
 from __future__ import annotations
@@ -23,14 +30,20 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from lamina.engine.api import FunctionTarget, InvokeRequest, InvokeResult
 from lamina.engine.extensions import PREFIX as EXTENSIONS_PREFIX
 from lamina.engine.extensions import SHUTDOWN_GRACE_S, ExtensionsHost
 from lamina.engine.platform_logs import PlatformLines, Report
-from lamina.engine.sandbox.api import ExitStatus, SandboxProcess, SpawnFailed
-from lamina.errors import FunctionErrorType
+from lamina.engine.sandbox.api import (
+    ExitStatus,
+    SandboxProcess,
+    SandboxSpec,
+    SnapshotFailed,
+    SpawnFailed,
+)
+from lamina.errors import FunctionErrorType, ServiceError, SnapStartError, SnapStartTimeout
 from lamina.http.server import HttpServer
 from lamina.http.types import Request, Response
 
@@ -93,6 +106,17 @@ class Invocation:
         self.outcome: tuple[str | None, str | None, str | None] = (None, None, None)
 
 
+RESTORE_FAILED = ("The afterRestore() runtime hook encountered an error. For more information, "
+                  "check the Amazon CloudWatch logs.")
+RESTORE_TIMED_OUT = "Lambda couldn't restore the snapshot within the timeout limit."
+
+
+class Spawner(Protocol):
+    """Where an environment's process comes from: the launcher, or a SnapStart snapshot."""
+
+    async def spawn(self, spec: SandboxSpec) -> SandboxProcess: ...
+
+
 def error_payload(error_type: str, message: str) -> bytes:
     return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
 
@@ -101,14 +125,17 @@ class Environment:
     def __init__(self, target: FunctionTarget, context: EngineContext,
                  on_ready: Callable[[Environment], None],
                  on_dead: Callable[[Environment], None],
-                 initialization_type: str = "on-demand") -> None:
+                 initialization_type: str = "on-demand", spawner: Spawner | None = None) -> None:
         """``on_ready`` runs once, when Init has finished (the runtime's first ``/next``);
-        ``on_dead`` runs once, when the environment is gone, whatever the cause."""
+        ``on_dead`` runs once, when the environment is gone, whatever the cause. ``spawner``
+        (SnapStart: the version's snapshot) replaces the launcher."""
         self.id = uuid.uuid4().hex
         self.target = target
         self.context = context
         self.state = EnvState.STARTING
         self.initialization_type = initialization_type
+        self._restored = initialization_type == "snap-start"  # forked from a snapshot
+        self._spawner = spawner
         self.last_used = time.monotonic()
         self.retired = False
         self.current: Invocation | None = None
@@ -155,12 +182,18 @@ class Environment:
         self._out_fd = read_fd
         self._loop.add_reader(read_fd, self._read_output)
         self._started_at = time.perf_counter()
-        self._log(self._lines.init_start(self.initialization_type))
+        self._log(self._lines.restore_start(self.target.version) if self._restored
+                  else self._lines.init_start(self.initialization_type))
         spec = self.context.sandbox_spec(self, f"127.0.0.1:{port}", write_fd)
         if spec.extensions:
             self._extensions = self._new_extensions_host(len(spec.extensions))
         try:
-            self.process = await self.context.launcher.spawn(spec)
+            self.process = await (self._spawner or self.context.launcher).spawn(spec)
+        except SnapshotFailed as exc:  # the version's snapshot had to be made anew, and failed
+            log.warning("no snapshot for an environment of %s: %s", self.target.name, exc)
+            self._fail_init(exc.error_type, exc.message, exc.payload,
+                            status="timeout" if exc.timed_out else "error")
+            return
         except SpawnFailed as exc:
             log.error("could not start an environment of %s: %s", self.target.name, exc)
             self._fail_init(FunctionErrorType.UNKNOWN, f"Could not start the runtime: {exc}")
@@ -263,14 +296,21 @@ class Environment:
     def _init_done(self) -> None:
         init_ms = (time.perf_counter() - self._started_at) * 1000
         # A pre-initialised environment's Init is nobody's cold start: its REPORT shows none.
-        self.init_ms = init_ms if self.initialization_type == "on-demand" else None
+        # A restored one's shows as Restore Duration (see _write_report).
+        self.init_ms = init_ms if self.initialization_type in ("on-demand", "snap-start") \
+            else None
         self.init_duration_ms = init_ms
         if self._init_timer is not None:
             self._init_timer.cancel()
             self._init_timer = None
+        if self._restored:
+            self._log(self._lines.restore_report(init_ms))
 
     def _on_init_timeout(self) -> None:
-        if self.state is EnvState.STARTING:
+        if self.state is EnvState.STARTING and self._restored:
+            self._fail_restore(SnapStartTimeout(RESTORE_TIMED_OUT), FunctionErrorType.TIMED_OUT,
+                               "timeout")
+        elif self.state is EnvState.STARTING:
             self._fail_init(FunctionErrorType.TIMED_OUT,
                             f"Init phase timed out after {INIT_TIMEOUT_S:.2f} seconds",
                             status="timeout")
@@ -293,6 +333,23 @@ class Environment:
             self.init_ms = init_ms
             self._finish(current, body, "Unhandled", str(error_type),
                          "timeout" if status == "timeout" else "error")
+        self._cleanup()
+
+    def _fail_restore(self, error: ServiceError, error_type: str, status: str) -> None:
+        """A SnapStart restore failed: the environment is not used, and the invocation that
+        waited for it gets Lambda's API error (not a function error)."""
+        if self.state is EnvState.DEAD:
+            return
+        restore_ms = (time.perf_counter() - self._started_at) * 1000
+        self._log(self._lines.restore_report(restore_ms, status, error_type))
+        current, self.current = self.current, None
+        self._to(EnvState.DEAD)
+        if current is not None and not current.done:
+            current.done = True
+            if current.timer is not None:
+                current.timer.cancel()
+            if not current.future.done():
+                current.future.set_exception(error)
         self._cleanup()
 
     # dispatch -------------------------------------------------------------------------------
@@ -369,8 +426,8 @@ class Environment:
             return self._on_init_error(request)
         elif path == _RESTORE_NEXT:
             return Response(200, [_JSON], b"")
-        elif path == _RESTORE_ERROR:
-            return _ACCEPTED
+        elif path == _RESTORE_ERROR and request.method == "POST":
+            return self._on_restore_error(request)
         return Response(404, [_JSON], json.dumps({
             "errorType": "InvalidRequest", "errorMessage": f"Unknown path {path}"}).encode())
 
@@ -473,6 +530,17 @@ class Environment:
         self._fail_init(error_type, message, payload)
         return _ACCEPTED
 
+    def _on_restore_error(self, request: Request) -> Response:
+        """``/runtime/restore/error``: an after-restore hook raised in this environment."""
+        if self.state is not EnvState.STARTING:
+            return Response(403, [_JSON], error_payload("InvalidStateTransition",
+                                                        "restore/error outside of a restore"))
+        self._read_output()
+        _, error_type = _normalise_error(request)
+        header_type = request.headers.get("lambda-runtime-function-error-type")
+        self._fail_restore(SnapStartError(RESTORE_FAILED), header_type or error_type, "error")
+        return _ACCEPTED
+
     def _too_large(self, request: Request) -> Response:
         path = request.path
         if path.startswith(_INVOCATION) and path.endswith("/response"):
@@ -565,9 +633,12 @@ class Environment:
     def _write_report(self, invocation: Invocation, request_id: str, duration_ms: float,
                       init_ms: float | None, status: str | None, error_type: str | None) -> None:
         max_memory = self._max_memory_mb(fresh=invocation.lines is not None or status is not None)
+        restore_ms = None
+        if init_ms is not None and self._restored:
+            init_ms, restore_ms = None, init_ms
         self._log(self._lines.end(request_id), invocation)
         self._log(self._lines.report(Report(
-            request_id, duration_ms, self.target.memory_mb, max_memory, init_ms,
+            request_id, duration_ms, self.target.memory_mb, max_memory, init_ms, restore_ms,
             status=status, error_type=error_type)), invocation)
 
     # output capture -------------------------------------------------------------------------

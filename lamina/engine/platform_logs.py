@@ -1,4 +1,5 @@
-"""The platform's own log lines (INIT_START, START, END, REPORT, INIT_REPORT), as Lambda has them.
+"""The platform's own log lines (INIT_START, START, END, REPORT, INIT_REPORT, and for SnapStart
+environments RESTORE_START and RESTORE_REPORT), as Lambda has them.
 
 With ``LoggingConfig.LogFormat = Text`` they are the familiar tab-separated lines; with ``JSON``
 they become telemetry-style records (``{"time", "type": "platform.report", "record": {...}}``),
@@ -40,6 +41,12 @@ class Report:
     def billed_ms(self) -> int:
         return max(1, math.ceil(self.duration_ms + (self.init_ms or 0.0)))
 
+    @property
+    def billed_restore_ms(self) -> int:
+        """A restore is billed on its own line (``Billed Restore Duration``), as Lambda does
+        for SnapStart's Python and .NET runtimes."""
+        return math.ceil(self.restore_ms or 0.0)
+
 
 def _json(kind: str, record: dict[str, object]) -> str:
     return json.dumps({"time": iso_now(), "type": kind, "record": record}, separators=(",", ":"))
@@ -63,6 +70,32 @@ class PlatformLines:
             })
         return f"INIT_START Runtime Version: {self.runtime_version}\tRuntime Version ARN: {arn}"
 
+    def restore_start(self, version: str) -> str:
+        """The first line of an environment forked from a SnapStart snapshot."""
+        arn = f"arn:aws:lambda:::runtime:{self.runtime_version}"
+        if self.json_format:
+            return _json("platform.restoreStart", {
+                "runtimeVersion": self.runtime_version, "runtimeVersionArn": arn,
+                "functionName": self.function_arn.rsplit(":", 1)[-1],
+                "functionVersion": version,
+            })
+        return f"RESTORE_START Runtime Version: {self.runtime_version}\tRuntime Version ARN: {arn}"
+
+    def restore_report(self, restore_ms: float, status: str = "success",
+                       error_type: str | None = None) -> str:
+        if self.json_format:
+            record: dict[str, object] = {"status": status,
+                                         "metrics": {"durationMs": round(restore_ms, 2)}}
+            if error_type:
+                record["errorType"] = error_type
+            return _json("platform.restoreReport", record)
+        line = f"RESTORE_REPORT Restore Duration: {restore_ms:.2f} ms"
+        if status != "success":
+            line += f"\tStatus: {status}"
+        if error_type:
+            line += f"\tError Type: {error_type}"
+        return line
+
     def start(self, request_id: str, version: str) -> str:
         if self.json_format:
             return _json("platform.start", {"requestId": request_id, "version": version})
@@ -85,6 +118,7 @@ class PlatformLines:
                 metrics["initDurationMs"] = round(report.init_ms, 2)
             if report.restore_ms is not None:
                 metrics["restoreDurationMs"] = round(report.restore_ms, 2)
+                metrics["billedRestoreDurationMs"] = report.billed_restore_ms
             record: dict[str, object] = {"requestId": report.request_id, "metrics": metrics,
                                          "status": report.status or "success"}
             if report.error_type:
@@ -101,15 +135,17 @@ class PlatformLines:
             parts.append(f"Init Duration: {report.init_ms:.2f} ms")
         if report.restore_ms is not None:
             parts.append(f"Restore Duration: {report.restore_ms:.2f} ms")
+            parts.append(f"Billed Restore Duration: {report.billed_restore_ms} ms")
         if report.status:
             parts.append(f"Status: {report.status}")
         if report.error_type:
             parts.append(f"Error Type: {report.error_type}")
         return "\t".join(parts) + "\t"
 
-    def init_report(self, init_ms: float, phase: str, status: str, error_type: str | None) -> str:
+    def init_report(self, init_ms: float, phase: str, status: str, error_type: str | None,
+                    init_type: str = "on-demand") -> str:
         if self.json_format:
-            record: dict[str, object] = {"initializationType": "on-demand", "phase": phase,
+            record: dict[str, object] = {"initializationType": init_type, "phase": phase,
                                          "status": status,
                                          "metrics": {"durationMs": round(init_ms, 2)}}
             if error_type:

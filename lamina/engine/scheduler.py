@@ -11,6 +11,12 @@ Warm environments are kept per function version in a LIFO stack, so the hottest 
 and the coldest ones age out under the idle reaper. New environments are started for a waiting
 invocation directly (the event is handed over at the runtime's first ``/next``), and at most
 ``max_starting`` are initialising at once.
+
+A SnapStart version's pool keeps its snapshot (``snapshots.SnapshotKeeper``): made at publish
+(``prepare_snapshot``) or by the first cold start that finds none, closed when the pool is
+retired (an update, a deleted version or function, a new generation). Its on-demand
+environments are forks of it (``initialization_type="snap-start"``); provisioned ones run
+their own Init, as before.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from collections import defaultdict, deque
 from lamina.engine.api import FunctionTarget, InvokeRequest, InvokeResult
 from lamina.engine.context import EngineContext
 from lamina.engine.environment import Environment, EnvState, Invocation
+from lamina.engine.snapshots import SnapshotKeeper, prepare
 from lamina.errors import TooManyRequests
 
 log = logging.getLogger(__name__)
@@ -35,8 +42,9 @@ ACCOUNT_REASON = "ConcurrentInvocationLimitExceeded"
 class Pool:
     """The environments of one function version at one generation of its configuration."""
 
-    def __init__(self, target: FunctionTarget) -> None:
+    def __init__(self, target: FunctionTarget, snapshot: SnapshotKeeper | None = None) -> None:
         self.target = target
+        self.snapshot = snapshot  # SnapStart versions only
         self.idle: list[Environment] = []  # a stack: the most recently used on top
         self.environments: set[Environment] = set()
         self.retired = False
@@ -117,6 +125,17 @@ class Scheduler:
     def retire(self, name: str, version: str | None = None) -> None:
         for key in [k for k in self.pools if k[0] == name and (version is None or k[1] == version)]:
             self._retire_pool(self.pools.pop(key))
+
+    async def prepare_snapshot(self, target: FunctionTarget) -> None:
+        """Run a SnapStart version's Init once in its snapshot, now (at publish, at start-up)
+        rather than at its first cold start; ``SnapshotInitFailed`` if the Init fails."""
+        pool = self._pool_for(target)
+        if pool.snapshot is not None:
+            await prepare(pool.snapshot)
+
+    def snapshot_alive(self, name: str, version: str) -> bool:
+        pool = self.pools.get((name, version))
+        return pool is not None and pool.snapshot is not None and pool.snapshot.alive
 
     def provision(self, target: FunctionTarget, count: int) -> asyncio.Future[None]:
         """Keep ``count`` environments of ``target`` initialised ahead of traffic
@@ -270,13 +289,15 @@ class Scheduler:
             return pool
         if pool is not None:
             self._retire_pool(pool)
-        pool = Pool(target)
+        pool = Pool(target, SnapshotKeeper(target, self.context) if target.snap_start else None)
         self.pools[target.key] = pool
         return pool
 
     def _retire_pool(self, pool: Pool) -> None:
         pool.retired = True
         pool.provisioned_target = 0
+        if pool.snapshot is not None:
+            pool.snapshot.close()
         idle, pool.idle = pool.idle, []
         for env in idle:
             env.kill("retired")
@@ -299,7 +320,11 @@ class Scheduler:
                     self._start_waiters.remove(waiter)
 
     async def _start(self, pool: Pool, invocation: Invocation | None) -> Environment:
-        env = Environment(pool.target, self.context, self._on_ready, self._on_dead)
+        if pool.snapshot is not None:
+            env = Environment(pool.target, self.context, self._on_ready, self._on_dead,
+                              initialization_type="snap-start", spawner=pool.snapshot)
+        else:
+            env = Environment(pool.target, self.context, self._on_ready, self._on_dead)
         self._starting += 1
         env.counted_as_starting = True
         pool.environments.add(env)

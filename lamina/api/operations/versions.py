@@ -11,6 +11,7 @@ from lamina.api.lifecycle import refuse_if_settling
 from lamina.api.operations import Call, operation
 from lamina.api.operations.functions import load
 from lamina.api.paging import page
+from lamina.api.snapstart_publish import prepare as prepare_snapshot
 from lamina.api.versions import REVISION_MISMATCH, publish
 from lamina.errors import InvalidParameterValue, PreconditionFailed
 
@@ -30,6 +31,7 @@ async def publish_version(call: Call) -> dict[str, Any]:
             "Please try again with the current CodeSHA256.")
     refuse_if_settling(latest, context.naming.function_arn(latest.name))
     version = await publish(context, latest, params.get("Description"), expected)
+    await prepare_snapshot(context, version)  # SnapStart: the version's Init runs now, once
     return describe(version, context.naming)
 
 

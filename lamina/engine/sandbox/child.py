@@ -55,6 +55,12 @@ class TemplateContext:
     # The template's class: a SnapStart snapshot (``snapshot_process``) serves its own children
     # with one, without importing the module that runs as ``__main__`` in the template.
     fork_server: Callable[..., Any] | None = None
+    # A snapshot's children keep its environment (the function's, with whatever its Init
+    # set) and only update what differs per environment; a template's start with none.
+    keep_environ: bool = False
+    # Run by a spare before it waits: work of the spawn path that can be done ahead.
+    warm_spare: Callable[[], None] | None = None
+
 
 # What a child becomes once it has its spawn request: (context, request, its descriptors).
 Become = Callable[[TemplateContext, dict[str, Any], list[int]], NoReturn]
@@ -82,7 +88,8 @@ def after_fork(ctx: TemplateContext) -> None:
         # Every child starts with the template's random state: make each one its own.
         _reseed()
         _set_rlimits()
-        os.environ.clear()  # nothing of the template's environment reaches a function
+        if not ctx.keep_environ:
+            os.environ.clear()  # nothing of the template's environment reaches a function
         _make_stdio()
         sys.argv = [ctx.entry_module]
         sys.orig_argv = [sys.executable, "-m", ctx.entry_module]
@@ -95,6 +102,9 @@ def after_fork(ctx: TemplateContext) -> None:
 def wait_as_spare(ctx: TemplateContext, sock_fd: int, become: Become | None = None) -> NoReturn:
     """Park until the template hands this spare a spawn request, then become that environment
     (``become_from_request`` unless the template says otherwise)."""
+    if ctx.warm_spare is not None:
+        with contextlib.suppress(Exception):
+            ctx.warm_spare()
     try:
         sock = socket.socket(fileno=sock_fd)
         sock.setblocking(True)

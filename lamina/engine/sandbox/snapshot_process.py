@@ -47,6 +47,7 @@ Messages on the snapshot's socket, besides the template's (see ``protocol``):
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import importlib
 import json
@@ -190,7 +191,8 @@ def _serve(ctx: child.TemplateContext, config: dict[str, Any], sock: socket.sock
             template_pidfd=os.pidfd_open(os.getpid()), cgroup_joins=ctx.cgroup_joins,
             entry_module=ctx.entry_module, runtime_path=ctx.runtime_path,
             stdlib_paths=ctx.stdlib_paths, platform_modules=ctx.platform_modules,
-            template_signals=ctx.template_signals, fork_server=ctx.fork_server), pidns_fd)
+            template_signals=ctx.template_signals, fork_server=ctx.fork_server,
+            keep_environ=True, warm_spare=functools.partial(restore.warm, ctx)), pidns_fd)
         # Everything Init made is shared copy-on-write from now on: keep the collector off it
         # (HOST.md: a child's first collection 10-15 ms -> 0.02 ms, and pages stay shared).
         gc.collect()

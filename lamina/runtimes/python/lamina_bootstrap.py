@@ -806,18 +806,44 @@ _preloaded: tuple[str, Handler | None, ErrorResult | None] | None = None
 def preload(handler: str | None = None, task_root: str | None = None) -> ErrorResult | None:
     """Run the Init step (import the handler) in a template, before any fork.
 
-    The outcome is kept and reused by :func:`main` when it is called (in a
-    fork) for the same handler: a failure is then posted to
-    ``/runtime/init/error`` by the environment, as if it had just happened.
-    Returns the init error (AWS's error shape) or ``None``. The template runs
-    ``snapshot_restore_py.run_before_snapshot()`` itself afterwards.
+    Logging is set up first, as :func:`main` does before an Init, so the
+    module code's log records and an init error's report reach stdout in
+    the function's log format. The outcome is kept and reused by :func:`main`
+    when it is called (in a fork) for the same handler: a failure is then
+    posted to ``/runtime/init/error`` by the environment, as if it had just
+    happened. Returns the init error (AWS's error shape) or ``None``. The
+    template runs ``snapshot_restore_py.run_before_snapshot()`` itself
+    afterwards; each fork's :func:`main` then runs the after-restore hooks
+    when ``AWS_LAMBDA_INITIALIZATION_TYPE`` is ``snap-start``.
     """
     global _preloaded
-    spec = handler if handler is not None else os.environ.get("_HANDLER", "")
-    _prepare_import_path(task_root or os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd())
+    env = os.environ
+    spec = handler if handler is not None else env.get("_HANDLER", "")
+    log_format = "JSON" if env.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON" else "Text"
+    _setup_stdio()
+    _setup_logging(log_format, env.get("AWS_LAMBDA_LOG_LEVEL", ""))
+    _prepare_import_path(task_root or env.get("LAMBDA_TASK_ROOT") or os.getcwd())
     function, error = _load_handler(spec)
+    if error is not None:
+        _log_error(error, log_format)
+        _flush_stdio()
     _preloaded = (spec, function, error)
     return error
+
+
+def prepare_fork() -> None:
+    """In a fork of a SnapStart snapshot, before it is given an environment: set up ahead
+    what :func:`main` sets up first (stdio, the logging handler, the context class, JSON
+    coders). :func:`main` does it again, cheaply: the memory it writes, shared with the
+    snapshot until then, has been copied here, off the environment's cold start.
+    """
+    env = os.environ
+    log_format = "JSON" if env.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON" else "Text"
+    _setup_stdio()
+    _setup_logging(log_format, env.get("AWS_LAMBDA_LOG_LEVEL", ""))
+    _configure_context_class()
+    _Marshaller()
+    _make_decoder()
 
 
 # -------------------------------------------------------------------------- main
@@ -848,20 +874,25 @@ class _Runtime:
         )
         self.conn.read()
 
-    def restore(self) -> int | None:
-        """AWS's SnapStart protocol, for a standalone runtime with ``snap-start`` init.
+    def restore(self, restored: bool = False) -> int | None:
+        """AWS's SnapStart protocol, for a runtime with ``snap-start`` init.
 
-        Runs the before-snapshot hooks, waits on ``/runtime/restore/next`` and
-        runs the after-restore hooks. Exit statuses as AWS: 64 and 65.
+        Standalone: runs the before-snapshot hooks, waits on
+        ``/runtime/restore/next`` and runs the after-restore hooks. ``restored``
+        (a fork of a lamina snapshot, whose Init and before-snapshot hooks ran
+        in the snapshot process): the after-restore hooks only. A failing hook
+        is reported (``/runtime/init/error`` or ``/runtime/restore/error``) and
+        the runtime exits as AWS's does: 64 and 65.
         """
         import snapshot_restore_py as hooks  # imported before user code, so already loaded
 
         try:
-            _run_before_snapshot(hooks)
-            self.conn.send(_request("GET", _RESTORE_NEXT_PATH, self.conn.host))
-            status, _, _ = self.conn.read()
-            if status != 200:
-                raise RuntimeAPIError(f"/runtime/restore/next answered {status}")
+            if not restored:
+                _run_before_snapshot(hooks)
+                self.conn.send(_request("GET", _RESTORE_NEXT_PATH, self.conn.host))
+                status, _, _ = self.conn.read()
+                if status != 200:
+                    raise RuntimeAPIError(f"/runtime/restore/next answered {status}")
         except RuntimeAPIError:
             raise
         except Exception as e:
@@ -1058,12 +1089,13 @@ def _main(handler: str | None) -> int:
         preloaded = None
     if error is not None or function is None:
         error = error or _error_result("handler is None", HANDLER_NOT_FOUND, None)
-        _log_error(error, log_format)
-        _flush_stdio()
+        if preloaded is None:  # preload() reported it already
+            _log_error(error, log_format)
+            _flush_stdio()
         runtime.post_init_error(error)
         return 1
-    if preloaded is None and env.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
-        status = runtime.restore()
+    if env.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+        status = runtime.restore(restored=preloaded is not None)
         if status is not None:
             return status
     return runtime.loop(function)

@@ -39,18 +39,22 @@ PRELOADED: dict = {}
 def preload(handler=None, task_root=None):
     """SnapStart's Init, as lamina's bootstrap has it: import the handler's module once, in the
     snapshot process; ``main()`` in each fork then finds it here. Returns AWS's error shape."""
+    import contextlib
     import importlib
 
     spec = handler or os.environ.get("_HANDLER", "")
-    try:
+    with contextlib.suppress(ImportError):
         import snapshot_restore_py  # noqa: F401 - as the bootstrap does, before user code
-    except ImportError:
-        pass
     try:
         PRELOADED["module"] = importlib.import_module(spec.rsplit(".", 1)[0])
     except Exception as exc:
         return {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": []}
     return None
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
 
 
 def _listing(path: str) -> list[str] | str:
@@ -76,8 +80,8 @@ def restored() -> int:
         "no_new_privs": _status_field("NoNewPrivs"), "cap_eff": _status_field("CapEff"),
         "seccomp": _status_field("Seccomp"), "fds": sorted(int(fd) for fd in
                                                          os.listdir("/proc/self/fd")),
-        "cgroup": open("/proc/self/cgroup").read(), "hidden": _listing("/.lamina"),
-        "mounts": [line.split()[4] for line in open("/proc/self/mountinfo")],
+        "cgroup": _read("/proc/self/cgroup"), "hidden": _listing("/.lamina"),
+        "mounts": [line.split()[4] for line in _read("/proc/self/mountinfo").splitlines()],
     }))
     return 0
 
