@@ -72,6 +72,10 @@ def restored() -> int:
 
     snapshot_restore_py.run_after_restore()
     module = PRELOADED["module"]
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    unshare = 0 if libc.unshare(0x00020000) == 0 else ctypes.get_errno()  # CLONE_NEWNS
     print(json.dumps({
         "uid": os.getuid(), "pid": os.getpid(), "init": module.STATE,
         "random": random.random(), "tmp": sorted(os.listdir("/tmp")),
@@ -82,6 +86,7 @@ def restored() -> int:
                                                          os.listdir("/proc/self/fd")),
         "cgroup": _read("/proc/self/cgroup"), "hidden": _listing("/.lamina"),
         "mounts": [line.split()[4] for line in _read("/proc/self/mountinfo").splitlines()],
+        "unshare": unshare,
     }))
     return 0
 

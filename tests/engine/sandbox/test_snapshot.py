@@ -8,6 +8,7 @@ environment forked from it runs the after-restore hooks and reports what it sees
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import shutil
@@ -24,11 +25,14 @@ from lamina.engine.sandbox.userns import FUNCTION_UID
 HOOKS = Path(__file__).resolve().parents[3] / "lamina" / "runtimes" / "python" \
     / "snapshot_restore_py.py"
 APP = """
-import os, random
+import ctypes, os, random
 import snapshot_restore_py
 
+libc = ctypes.CDLL(None, use_errno=True)
 STATE = {"init_pid": os.getpid(), "init_uid": os.getuid(), "init_random": random.random(),
-         "before": 0, "after": [], "mark": os.environ.get("INIT_MARK")}
+         "before": 0, "after": [], "mark": os.environ.get("INIT_MARK"),
+         # The snapshot's own seccomp filter: no nested user namespace for its user code.
+         "userns": 0 if libc.unshare(0x10000000) == 0 else ctypes.get_errno()}
 with open("/tmp/written-by-init", "w") as f:
     f.write("init")
 
@@ -95,6 +99,8 @@ def test_environments_are_sandboxed(runner: Runner, snapshot: Any, snap_code: Pa
                                     layout: Layout) -> None:
     info = restored(runner, snapshot, code_dir=snap_code, environ=environ())
     assert info["init"]["init_uid"] == 0  # namespace root while Init ran (host uid U)
+    assert info["init"]["userns"] == errno.EPERM
+    assert info["unshare"] == errno.EPERM  # the environments' full filter on top
     assert info["uid"] == FUNCTION_UID
     assert info["pid"] == 1 and info["proc"] == [1]
     assert info["tmp"] == []  # its own /tmp: not the snapshot's
