@@ -389,6 +389,14 @@ class SqlIamStore:
             else:
                 conn.execute(sa.delete(fp).where(*where))
 
+    def delete_function_policy(self, name: str, qualifier: str) -> bool:
+        """Drop the resource policy of one qualifier (its alias or version is gone), so that a
+        later alias or version of the same name starts without it. True when one was there."""
+        with self._store.transaction(write=True) as conn:
+            deleted = conn.execute(sa.delete(fp).where(fp.c.name == name,
+                                                       fp.c.qualifier == qualifier))
+        return bool(deleted.rowcount)
+
     # -- everything, for the authorizer ---------------------------------------------------------
 
     def snapshot(self) -> IamSnapshot:

@@ -18,6 +18,7 @@ from lamina.api.operations import Call, operation
 from lamina.api.operations.functions import load
 from lamina.api.paging import page
 from lamina.api.qualifiers import alias_not_found
+from lamina.api.resource_policies import forget_qualifier_policy
 from lamina.api.versions import REVISION_MISMATCH
 from lamina.errors import InvalidParameterValue, PreconditionFailed, ResourceConflict
 from lamina.store.aliases import AliasRecord
@@ -136,6 +137,7 @@ async def delete_alias(call: Call) -> dict[str, Any]:
     except NotFound:
         raise alias_not_found(context, alias.function, alias.name) from None
     await context.db(stores.provisioned.delete, alias.function, alias.name)
+    await forget_qualifier_policy(context, alias.function, alias.name)
     await _changed(context, alias.function)
     return {}
 

@@ -24,6 +24,7 @@ from lamina.api.lifecycle import CREATING, UPDATING, new_revision, refuse_if_set
 from lamina.api.naming import LATEST
 from lamina.api.operations import Call, operation
 from lamina.api.qualifiers import alias_of, is_version
+from lamina.api.resource_policies import forget_qualifier_policy
 from lamina.api.tagging import check_tags
 from lamina.api.versions import REVISION_MISMATCH, publish
 from lamina.errors import (
@@ -252,6 +253,7 @@ async def _delete_version(context: ApiContext, name: str, version: str) -> dict[
         raise ResourceConflict("Unable to delete version because the following aliases "
                                f"reference it: {using}") from None
     await context.db(catalog(context).provisioned.delete, name, version)
+    await forget_qualifier_policy(context, name, version)
     context.forget(name, version)
     await provisioning.sync(context, name)
     return {"StatusCode": 204}
