@@ -23,12 +23,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def prepare(context: ApiContext, record: FunctionRecord) -> None:
+async def prepare(context: ApiContext, record: FunctionRecord) -> FunctionRecord:
     """Make the snapshot of a just-published version; on failure mark it Failed and raise
     Lambda's error. A version that failed before is tried again (and made Active if it works):
-    publishing the same code and configuration returns that version."""
+    publishing the same code and configuration returns that version. Returns the version as
+    it now is."""
     if not applies(record.version, record.config):
-        return
+        return record
     if record.config.get("State") == "Failed":  # before: the change retires the old pool
         record = await _mark(context, record, {"State": "Active"}) or record
     await ensure_opt(context.blobs, context.layers_root, record.config)
@@ -47,6 +48,7 @@ async def prepare(context: ApiContext, record: FunctionRecord) -> None:
         raise SnapStartError(f"Lambda couldn't create a snapshot of {arn}: the function's Init "
                              f"failed ({exc.reason}). For more information, check the function's "
                              "logs.") from None
+    return record
 
 
 async def restore_all(context: ApiContext) -> None:
@@ -80,7 +82,6 @@ async def restore_all(context: ApiContext) -> None:
 async def _prepare_quietly(context: ApiContext, record: FunctionRecord) -> None:
     await ensure_opt(context.blobs, context.layers_root, record.config)
     target = target_from_record(record, context.naming, context.code_root, context.layers_root)
-    context.cache.put(record, target)
     try:
         await context.engine.prepare_snapshot(target)
     except SnapshotInitFailed as exc:  # tried again at its next cold start

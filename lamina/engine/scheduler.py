@@ -133,10 +133,6 @@ class Scheduler:
         if pool.snapshot is not None:
             await prepare(pool.snapshot)
 
-    def snapshot_alive(self, name: str, version: str) -> bool:
-        pool = self.pools.get((name, version))
-        return pool is not None and pool.snapshot is not None and pool.snapshot.alive
-
     def provision(self, target: FunctionTarget, count: int) -> asyncio.Future[None]:
         """Keep ``count`` environments of ``target`` initialised ahead of traffic
         (``AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency``), re-created when they die.

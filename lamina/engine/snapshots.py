@@ -53,10 +53,6 @@ class SnapshotKeeper:
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    @property
-    def alive(self) -> bool:
-        return self._snapshot is not None and self._snapshot.alive
-
     async def ensure(self) -> Snapshot:
         """The live snapshot, made now if there is none; ``SnapshotFailed`` if its Init fails."""
         snapshot = self._snapshot

@@ -233,7 +233,9 @@ def test_snapshots_are_made_again_after_a_restart(tmp_path: Path) -> None:
 # helpers ---------------------------------------------------------------------------------------
 
 def kill_snapshots_of(code_hex: str) -> list[int]:
-    """SIGKILL the snapshot processes whose /var/task is this code (found from the host)."""
+    """SIGKILL the snapshot process whose /var/task is this code (found from the host): the
+    one that is pid 1 two pid namespaces down (its environments and spares are a level
+    deeper, its reaper a level higher)."""
     killed = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -241,8 +243,13 @@ def kill_snapshots_of(code_hex: str) -> list[int]:
         try:
             if (entry / "comm").read_text().strip() != "lamina-snapshot":
                 continue
+            status = (entry / "status").read_text()
             mounts = (entry / "mountinfo").read_text().splitlines()
         except OSError:
+            continue
+        nspid = next(line.split()[1:] for line in status.splitlines()
+                     if line.startswith("NSpid:"))
+        if len(nspid) != 3 or nspid[-1] != "1":
             continue
         if any(line.split()[4] == "/var/task" and code_hex in line.split()[3] for line in mounts):
             os.kill(int(entry.name), signal.SIGKILL)

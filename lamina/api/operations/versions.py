@@ -31,7 +31,7 @@ async def publish_version(call: Call) -> dict[str, Any]:
             "Please try again with the current CodeSHA256.")
     refuse_if_settling(latest, context.naming.function_arn(latest.name))
     version = await publish(context, latest, params.get("Description"), expected)
-    await prepare_snapshot(context, version)  # SnapStart: the version's Init runs now, once
+    version = await prepare_snapshot(context, version)  # SnapStart: its Init runs now, once
     return describe(version, context.naming)
 
 
