@@ -78,6 +78,8 @@ class EngineContext:
             initialization_type=env.initialization_type,
             log_format=target.log_format if target.log_format != "Text" else None,
             log_level=target.application_log_level,
+            # Unsandboxed there is no /opt: the layers are where they lie on the host.
+            opt="/opt" if self.sandboxed or target.opt_dir is None else str(target.opt_dir),
         )
         extensions = external_extensions(target.opt_dir)
         extension_environ = {k: v for k, v in environ.items() if k not in HIDDEN_FROM_EXTENSIONS}

@@ -59,21 +59,22 @@ def build_environment(
     initialization_type: str = "on-demand",
     log_format: str | None = None,
     log_level: str | None = None,
+    opt: str = OPT,
 ) -> dict[str, str]:
     environ = {
-        "PATH": f"/usr/local/bin:/usr/bin:/bin:{OPT}/bin",
+        "PATH": f"/usr/local/bin:/usr/bin:/bin:{opt}/bin",
         "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{runtime_dir}:{runtime_dir}/lib:{task_root}:"
-                           f"{task_root}/lib:{OPT}/lib",
+                           f"{task_root}/lib:{opt}/lib",
         "LANG": "en_US.UTF-8",
         "TZ": ":UTC",
     }
     if runtime_family == "python":
         # Layers' Python packages, as on AWS (the forked interpreter gets the same directories
         # on sys.path from the sandbox; this is for the function's own subprocesses).
-        environ["PYTHONPATH"] = f"{runtime_dir}/python:{OPT}/python/lib/{PYTHON_DIR}/" \
-                                f"site-packages:{OPT}/python"
+        environ["PYTHONPATH"] = f"{runtime_dir}/python:{opt}/python/lib/{PYTHON_DIR}/" \
+                                f"site-packages:{opt}/python"
     elif runtime_family == "node":
-        environ["NODE_PATH"] = f"{OPT}/nodejs/node20/node_modules:{OPT}/nodejs/node_modules:" \
+        environ["NODE_PATH"] = f"{opt}/nodejs/node20/node_modules:{opt}/nodejs/node_modules:" \
                                f"{runtime_dir}/node_modules:{runtime_dir}:{task_root}"
     environ.update(user)
     environ.update({
