@@ -163,7 +163,7 @@ class Environment:
         day = time.strftime("%Y/%m/%d", time.gmtime())
         self.log_stream = f"{day}/[{target.version}]{self.id}"
         self._lines = PlatformLines(target.runtime, target.function_arn,
-                                    target.log_format == "JSON")
+                                    target.log_format == "JSON", target.system_log_level)
 
     # lifecycle ------------------------------------------------------------------------------
 
@@ -643,7 +643,9 @@ class Environment:
 
     # output capture -------------------------------------------------------------------------
 
-    def _log(self, line: str, invocation: Invocation | None = None) -> None:
+    def _log(self, line: str | None, invocation: Invocation | None = None) -> None:
+        if line is None:  # a platform line below the function's SystemLogLevel
+            return
         self.context.logs.append(self.target.log_group, self.log_stream, line)
         if invocation is None:
             invocation = self.current

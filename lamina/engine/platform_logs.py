@@ -53,14 +53,24 @@ def _json(kind: str, record: dict[str, object]) -> str:
 
 
 class PlatformLines:
-    """Formats the platform lines of one function in its configured log format."""
+    """Formats the platform lines of one function in its configured log format.
 
-    def __init__(self, runtime: str, function_arn: str, json_format: bool) -> None:
+    ``LoggingConfig.SystemLogLevel`` (JSON format only) filters them: the lifecycle records
+    (start, runtimeDone, initStart, restoreStart, and reports of successful phases) are INFO;
+    the reports of phases that failed or timed out are WARN. At WARN only those remain. A
+    filtered line is ``None``, which the environment does not write.
+    """
+
+    def __init__(self, runtime: str, function_arn: str, json_format: bool,
+                 system_log_level: str | None = None) -> None:
         self.runtime_version = RUNTIME_VERSIONS.get(runtime, runtime)
         self.function_arn = function_arn
         self.json_format = json_format
+        self.warnings_only = json_format and (system_log_level or "").upper() == "WARN"
 
-    def init_start(self, init_type: str = "on-demand") -> str:
+    def init_start(self, init_type: str = "on-demand") -> str | None:
+        if self.warnings_only:
+            return None
         arn = f"arn:aws:lambda:::runtime:{self.runtime_version}"
         if self.json_format:
             return _json("platform.initStart", {
@@ -70,8 +80,10 @@ class PlatformLines:
             })
         return f"INIT_START Runtime Version: {self.runtime_version}\tRuntime Version ARN: {arn}"
 
-    def restore_start(self, version: str) -> str:
+    def restore_start(self, version: str) -> str | None:
         """The first line of an environment forked from a SnapStart snapshot."""
+        if self.warnings_only:
+            return None
         arn = f"arn:aws:lambda:::runtime:{self.runtime_version}"
         if self.json_format:
             return _json("platform.restoreStart", {
@@ -82,7 +94,9 @@ class PlatformLines:
         return f"RESTORE_START Runtime Version: {self.runtime_version}\tRuntime Version ARN: {arn}"
 
     def restore_report(self, restore_ms: float, status: str = "success",
-                       error_type: str | None = None) -> str:
+                       error_type: str | None = None) -> str | None:
+        if self.warnings_only and status == "success":
+            return None
         if self.json_format:
             record: dict[str, object] = {"status": status,
                                          "metrics": {"durationMs": round(restore_ms, 2)}}
@@ -96,17 +110,23 @@ class PlatformLines:
             line += f"\tError Type: {error_type}"
         return line
 
-    def start(self, request_id: str, version: str) -> str:
+    def start(self, request_id: str, version: str) -> str | None:
+        if self.warnings_only:
+            return None
         if self.json_format:
             return _json("platform.start", {"requestId": request_id, "version": version})
         return f"START RequestId: {request_id} Version: {version}"
 
-    def end(self, request_id: str) -> str:
+    def end(self, request_id: str) -> str | None:
+        if self.warnings_only:
+            return None
         if self.json_format:
             return _json("platform.runtimeDone", {"requestId": request_id, "status": "success"})
         return f"END RequestId: {request_id}"
 
-    def report(self, report: Report) -> str:
+    def report(self, report: Report) -> str | None:
+        if self.warnings_only and not report.status:
+            return None
         if self.json_format:
             metrics: dict[str, object] = {
                 "durationMs": round(report.duration_ms, 2),
@@ -143,7 +163,9 @@ class PlatformLines:
         return "\t".join(parts) + "\t"
 
     def init_report(self, init_ms: float, phase: str, status: str, error_type: str | None,
-                    init_type: str = "on-demand") -> str:
+                    init_type: str = "on-demand") -> str | None:
+        if self.warnings_only and status == "success":
+            return None
         if self.json_format:
             record: dict[str, object] = {"initializationType": init_type, "phase": phase,
                                          "status": status,

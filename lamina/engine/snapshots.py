@@ -120,7 +120,7 @@ class _SnapshotRun:
         day = time.strftime("%Y/%m/%d", time.gmtime())
         self.log_stream = f"{day}/[{target.version}]snapshot-{self.id}"
         self._lines = PlatformLines(target.runtime, target.function_arn,
-                                    target.log_format == "JSON")
+                                    target.log_format == "JSON", target.system_log_level)
         self._out_fd = -1
         self._partial = b""
         self._loop = asyncio.get_running_loop()
@@ -163,8 +163,9 @@ class _SnapshotRun:
             self.context.sessions.revoke(self.session_key)
             self.session_key = ""
 
-    def _log(self, line: str) -> None:
-        self.context.logs.append(self.target.log_group, self.log_stream, line)
+    def _log(self, line: str | None) -> None:
+        if line is not None:  # None: below the function's SystemLogLevel
+            self.context.logs.append(self.target.log_group, self.log_stream, line)
 
     def _read(self) -> None:
         while self._out_fd >= 0:

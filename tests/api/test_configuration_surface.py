@@ -87,3 +87,17 @@ def test_json_log_format_and_levels(lam: Any) -> None:
     with pytest.raises(lam.exceptions.InvalidParameterValueException):
         lam.update_function_configuration(FunctionName=name, LoggingConfig={
             "LogFormat": "Text", "ApplicationLogLevel": "DEBUG"})
+
+
+def test_system_log_level_warn_keeps_only_failed_phases(lam: Any) -> None:
+    name = create(lam, function_zip("probe"), LoggingConfig={
+        "LogFormat": "JSON", "SystemLogLevel": "WARN"})
+
+    def platform_types(payload: dict[str, Any]) -> list[str]:
+        response, _ = invoke(lam, name, payload, LogType="Tail")
+        text = base64.b64decode(response["LogResult"]).decode()
+        records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+        return [r["type"] for r in records if str(r.get("type", "")).startswith("platform.")]
+
+    assert platform_types({"action": "echo"}) == []
+    assert platform_types({"action": "crash", "code": 2}) == ["platform.report"]
