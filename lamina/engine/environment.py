@@ -142,6 +142,7 @@ class Environment:
         self.process: SandboxProcess | None = None
         self.init_ms: float | None = None  # reported once, on the first invocation's REPORT
         self.init_duration_ms: float | None = None
+        self.init_error: str | None = None  # the error type of a failed Init
         self.session_key = ""  # the temporary credentials handed to this environment
         self.counted_as_starting = False  # the scheduler's bound on environments in Init
         self._memory_mb = 0
@@ -321,6 +322,7 @@ class Environment:
         if self.state is EnvState.DEAD:
             return
         init_ms = (time.perf_counter() - self._started_at) * 1000
+        self.init_error = str(error_type)
         if not self._init_reported:
             self._init_reported = True
             self._log(self._lines.init_report(init_ms, "init", status, str(error_type)))

@@ -35,6 +35,7 @@ from lamina.errors import TooManyRequests
 
 log = logging.getLogger(__name__)
 
+PROVISIONED_FAILURES = 3
 RESERVED_REASON = "ReservedFunctionConcurrentInvocationLimitExceeded"
 ACCOUNT_REASON = "ConcurrentInvocationLimitExceeded"
 
@@ -51,6 +52,8 @@ class Pool:
         self.provisioned_target = 0  # environments to keep initialised ahead of traffic
         self.provisioned: set[Environment] = set()
         self.provisioned_waiters: list[asyncio.Future[None]] = []
+        self.provisioned_failures = 0  # Init failures in a row
+        self.provisioned_failure = ""
 
     def provisioned_ready(self) -> int:
         return sum(1 for env in self.provisioned if env.state in (EnvState.IDLE, EnvState.BUSY))
@@ -157,6 +160,14 @@ class Scheduler:
         if pool is None:
             return 0, 0
         return pool.provisioned_ready(), pool.provisioned_target
+
+    def provisioned_failure(self, name: str, version: str) -> str | None:
+        """Why a version's provisioned environments keep failing their Init (three in a row,
+        none ready since), or ``None``. They are still retried; the API reports FAILED."""
+        pool = self.pools.get((name, version))
+        if pool is None or pool.provisioned_failures < PROVISIONED_FAILURES:
+            return None
+        return pool.provisioned_failure
 
     def _top_up(self, pool: Pool) -> None:
         if pool.retired or self._closed:
@@ -349,6 +360,7 @@ class Scheduler:
         if env.state is EnvState.IDLE and pool is not None:  # started ahead of traffic
             self._park(pool, env)
         if pool is not None and env in pool.provisioned:
+            pool.provisioned_failures = 0
             self._check_provisioned(pool)
 
     def _on_dead(self, env: Environment) -> None:
@@ -360,6 +372,9 @@ class Scheduler:
                 pool.idle.remove(env)
             if env in pool.provisioned:
                 pool.provisioned.discard(env)
+                if env.init_duration_ms is None:  # it never finished Init
+                    pool.provisioned_failures += 1
+                    pool.provisioned_failure = env.init_error or "Init failed"
                 # Re-create it, a little later: an environment that dies at once must not
                 # turn into a busy loop of spawns.
                 asyncio.get_running_loop().call_later(0.5, self._top_up, pool)

@@ -161,3 +161,20 @@ def test_reservation_may_not_shrink_below_provisioned_concurrency(lam: Any) -> N
         lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
     assert lam.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 3
     lam.delete_provisioned_concurrency_config(FunctionName=name, Qualifier=version)
+
+
+def test_provisioned_environments_whose_init_keeps_failing_report_failed(lam: Any) -> None:
+    name = create(lam, function_zip("broken_import"))
+    version = lam.publish_version(FunctionName=name)["Version"]
+    lam.put_provisioned_concurrency_config(FunctionName=name, Qualifier=version,
+                                           ProvisionedConcurrentExecutions=1)
+    deadline = time.monotonic() + 20
+    config: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        config = lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier=version)
+        if config["Status"] == "FAILED":
+            break
+        time.sleep(0.2)
+    assert config["Status"] == "FAILED", config
+    assert "Runtime.ImportModuleError" in config["StatusReason"]
+    lam.delete_provisioned_concurrency_config(FunctionName=name, Qualifier=version)

@@ -46,11 +46,18 @@ def _describe(context: ApiContext, config: ProvisionedRecord,
               split: dict[str, int]) -> dict[str, Any]:
     ready = provisioning.ready(context, config.function, split)
     done = ready >= config.requested
-    return {"RequestedProvisionedConcurrentExecutions": config.requested,
-            "AvailableProvisionedConcurrentExecutions": ready,
-            "AllocatedProvisionedConcurrentExecutions": ready,
-            "Status": "READY" if done else "IN_PROGRESS",
-            "LastModified": config.last_modified}
+    failures = [reason for version in split
+                if (reason := context.engine.provisioned_failure(config.function, version))]
+    described = {"RequestedProvisionedConcurrentExecutions": config.requested,
+                 "AvailableProvisionedConcurrentExecutions": ready,
+                 "AllocatedProvisionedConcurrentExecutions": ready,
+                 "Status": "READY" if done else "IN_PROGRESS",
+                 "LastModified": config.last_modified}
+    if failures and not done:
+        described["Status"] = "FAILED"
+        described["StatusReason"] = ("FUNCTION_ERROR_INIT_FAILURE: the function's Init keeps "
+                                     f"failing ({failures[0]})")
+    return described
 
 
 async def _check_overlap(context: ApiContext, new: ProvisionedRecord,
