@@ -96,6 +96,19 @@ async def function_layers(context: ApiContext, arns: Sequence[str],
     return entries
 
 
+async def recheck_layers(context: ApiContext, entries: Sequence[Mapping[str, Any]],
+                         runtime: str) -> None:
+    """A new runtime must still suit the layers a function already has. A layer version
+    deleted since is kept by the function as it was, so it is not checked again."""
+    for entry in entries:
+        parsed = parse_version_arn(context.naming, entry["Arn"])
+        if parsed is None:
+            continue
+        record = await context.db(catalog(context).layers.get, *parsed)
+        if record is not None:
+            _check_compatible(record, entry["Arn"], runtime, ())
+
+
 def _check_compatible(record: LayerVersionRecord, arn: str, runtime: str | None,
                       architectures: Sequence[str]) -> None:
     if record.runtimes and runtime is not None and runtime not in record.runtimes:

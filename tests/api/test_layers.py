@@ -221,3 +221,12 @@ def test_code_and_layers_must_fit_in_250_mb(lam: Any) -> None:
     assert "262144000" in failure.value.response["Error"]["Message"]
     one = create(lam, function_zip("layered"), Layers=arns[:1])
     assert len(lam.get_function_configuration(FunctionName=one)["Layers"]) == 1
+
+
+def test_a_new_runtime_must_suit_the_layers_already_there(lam: Any) -> None:
+    python_only = publish(lam, unique("py"), layer_zip("p"), CompatibleRuntimes=["python3.11"])
+    name = create(lam, function_zip("hello"), Layers=[python_only["LayerVersionArn"]])
+    with pytest.raises(lam.exceptions.InvalidParameterValueException):
+        lam.update_function_configuration(FunctionName=name, Runtime="nodejs20.x",
+                                          Handler="index.handler")
+    assert lam.get_function_configuration(FunctionName=name)["Runtime"] == "python3.11"

@@ -19,7 +19,7 @@ from lamina.api.configuration import (
     new_config,
 )
 from lamina.api.context import ApiContext
-from lamina.api.layers import check_total_size, function_layers
+from lamina.api.layers import check_total_size, function_layers, recheck_layers
 from lamina.api.lifecycle import CREATING, UPDATING, new_revision, refuse_if_settling, settle
 from lamina.api.naming import LATEST
 from lamina.api.operations import Call, operation
@@ -205,6 +205,8 @@ async def update_function_configuration(call: Call) -> dict[str, Any]:
     params = await _with_layers(context, params,
                                 params.get("Runtime") or record.config.get("Runtime"),
                                 record.config.get("Architectures") or [host_architecture()])
+    if "Runtime" in params and "Layers" not in params and record.config.get("Layers"):
+        await recheck_layers(context, record.config["Layers"], params["Runtime"])
     config = apply_changes(record.config, params)
     if "Role" in params:
         check_role(context, config["Role"])
