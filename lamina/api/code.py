@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from pathlib import Path
+from typing import NamedTuple
 
 from lamina.errors import InvalidParameterValue, RequestTooLarge
 from lamina.store.api import BlobStore
@@ -19,19 +20,25 @@ MAX_ZIPPED_BYTES = 50 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 262_144_000
 
 
-async def accept_zip(blobs: BlobStore, data: bytes) -> tuple[str, int]:
-    """Check and store a package; returns (hex sha256, size)."""
+class StoredPackage(NamedTuple):
+    digest: str  # hex sha256
+    size: int
+    unzipped_size: int
+
+
+async def accept_zip(blobs: BlobStore, data: bytes) -> StoredPackage:
+    """Check and store a package (function code or layer content)."""
     if len(data) > MAX_ZIPPED_BYTES:
         raise RequestTooLarge(
             f"Zipped size must be smaller than {MAX_ZIPPED_BYTES} bytes; got {len(data)}.")
     try:
-        await asyncio.to_thread(inspect_archive, data, max_unzipped=MAX_UNZIPPED_BYTES)
+        info = await asyncio.to_thread(inspect_archive, data, max_unzipped=MAX_UNZIPPED_BYTES)
     except ArchiveError as exc:
         raise InvalidParameterValue(str(exc)) from exc
     digest = await asyncio.to_thread(blobs.put, data)
     if digest != hashlib.sha256(data).hexdigest():  # pragma: no cover - a broken blob store
         raise RuntimeError("blob store returned a wrong digest")
-    return digest, len(data)
+    return StoredPackage(digest, len(data), info.unzipped_size)
 
 
 async def ensure_unpacked(blobs: BlobStore, code_root: Path, digest: str) -> Path:

@@ -9,7 +9,7 @@ from typing import Any
 
 from lamina.api import provisioning, s3code
 from lamina.api.catalog import catalog
-from lamina.api.code import accept_zip
+from lamina.api.code import StoredPackage, accept_zip
 from lamina.api.configuration import (
     apply_changes,
     check_architectures,
@@ -60,7 +60,7 @@ def check_role(context: ApiContext, role_arn: str) -> None:
         check_execution_role(context.identity.authorizer, context.naming.account_id, role_arn)
 
 
-async def _code_from(context: ApiContext, params: dict[str, Any]) -> tuple[str, int]:
+async def _code_from(context: ApiContext, params: dict[str, Any]) -> StoredPackage:
     if params.get("ZipFile") is not None:
         return await accept_zip(context.blobs, params["ZipFile"])
     if params.get("S3Bucket") or params.get("S3Key"):
@@ -94,7 +94,7 @@ async def create_function(call: Call) -> dict[str, Any]:
     config = new_config(params)
     check_role(context, config["Role"])
     config.update(CREATING)
-    digest, size = await _code_from(context, params.get("Code") or {})
+    digest, size, _ = await _code_from(context, params.get("Code") or {})
     await check_total_size(context.blobs, digest, config)
     record = FunctionRecord(ref.name, LATEST, config, digest, size, new_revision(),
                             lambda_timestamp(), time.time())
@@ -181,7 +181,7 @@ async def update_function_code(call: Call) -> dict[str, Any]:
     if params.get("Architectures"):
         check_architectures(params["Architectures"])
         config["Architectures"] = list(params["Architectures"])
-    digest, size = await _code_from(context, params)
+    digest, size, _ = await _code_from(context, params)
     await check_total_size(context.blobs, digest, config)
     config.update(UPDATING)
     updated = dataclasses.replace(record, config=config, code_sha256=digest, code_size=size,

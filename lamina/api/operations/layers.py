@@ -7,14 +7,13 @@ content-addressed blob, and unpacked only when a function uses it (``lamina.api.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from typing import Any
 
 from lamina.api import s3code
 from lamina.api.catalog import catalog
-from lamina.api.code import MAX_UNZIPPED_BYTES, accept_zip
+from lamina.api.code import accept_zip
 from lamina.api.configuration import lambda_timestamp
 from lamina.api.context import ApiContext
 from lamina.api.layers import layer_arn, layer_name, parse_version_arn, version_arn
@@ -29,7 +28,6 @@ from lamina.errors import (
     ResourceNotFound,
 )
 from lamina.store.api import AlreadyExists, NotFound, RevisionMismatch
-from lamina.store.archives import inspect_archive
 from lamina.store.layers import LayerVersionRecord, StatementNotFound
 
 
@@ -87,9 +85,7 @@ async def publish_layer_version(call: Call) -> dict[str, Any]:
     else:
         raise InvalidParameterValue("Please provide a source for the layer content (ZipFile, "
                                     "or S3Bucket and S3Key).")
-    digest, size = await accept_zip(context.blobs, data)
-    unzipped = (await asyncio.to_thread(inspect_archive, data,
-                                        max_unzipped=MAX_UNZIPPED_BYTES)).unzipped_size
+    digest, size, unzipped = await accept_zip(context.blobs, data)
     record = LayerVersionRecord(
         name=name, version=0, description=params.get("Description") or "", digest=digest,
         code_size=size, unzipped_size=unzipped,
