@@ -100,14 +100,14 @@ class Template:
                                    runtimes_dir=runtimes, base_prefix=sys.base_prefix,
                                    net_root=config.get("net_root"))
             runtime_dir = f"{rootfs.RUNTIME_MOUNT}/{os.path.basename(runtime_dir.rstrip('/'))}"
-        self._preimport_entry(runtime_dir, config["entry_module"])
+        rehearse = self._preimport_entry(runtime_dir, config["entry_module"])
         self._watch_children()
         self.ctx = child.TemplateContext(
             sandboxed=self.sandboxed, ctl_fd=self.ctl.fileno(), template_pidfd=pidfd,
             cgroup_joins=cgroup_joins, entry_module=config["entry_module"],
             runtime_path=runtime_dir, stdlib_paths=stdlib,
             platform_modules=[n for n in sys.modules if n == "lamina" or n.startswith("lamina.")],
-            fork_server=type(self))
+            fork_server=type(self), warm_spare=rehearse)
         gc.collect()
         gc.freeze()
 
@@ -123,14 +123,24 @@ class Template:
         signal.signal(signal.SIGCHLD, _ignore)
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
 
-    def _preimport_entry(self, runtime_dir: str, module: str) -> None:
-        """Import the bootstrap now so children share it; a broken one fails in the child."""
+    def _preimport_entry(self, runtime_dir: str, module: str) -> Callable[[], None] | None:
+        """Import the bootstrap now so children share it; a broken one fails in the child.
+
+        A bootstrap may offer ``prepare_template()`` (work every child would do first, done
+        once here: see ``lamina_bootstrap``) and ``rehearse()`` (what a spare runs while it
+        waits); returns the latter.
+        """
         sys.path.insert(0, runtime_dir)
         try:
-            importlib.import_module(module)
+            entry = importlib.import_module(module)
+            prepare = getattr(entry, "prepare_template", None)
+            if prepare is not None:
+                prepare()
         except Exception as exc:  # the server logs it; each child will raise it again
             protocol.send(self.ctl, {"op": "warning",
                                      "message": f"cannot pre-import {module}: {exc!r}"})
+            return None
+        return getattr(entry, "rehearse", None)
 
     # -- serve -----------------------------------------------------------------------------
 

@@ -569,6 +569,7 @@ class _StdoutHandler(logging.Handler):
     """Writes formatted records to ``sys.stdout`` (looked up each time, as users swap it)."""
 
     lamina = True  # marks our handler so a second main() in one process replaces it
+    log_format = ""  # "Text" or "JSON": which formatter it has
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -634,16 +635,29 @@ class _JsonFormatter(logging.Formatter):
 
 
 def _setup_logging(log_format: str, log_level: str) -> _RequestIdFilter:
-    """Give the root logger AWS's handler; returns the filter that carries the request id."""
+    """Give the root logger AWS's handler; returns the filter that carries the request id.
+
+    A handler of the same format set up earlier in this process image (by the template,
+    :func:`prepare_template`) is kept, with its filter reset: building a new one in every
+    fork would copy the pages of the old one's objects anyway, to drop them.
+    """
     logging.Formatter.converter = time.gmtime  # AWS's runtime makes every formatter UTC
     root = logging.getLogger()
-    for old in [h for h in root.handlers if getattr(h, "lamina", False)]:
-        root.removeHandler(old)
-    handler = _StdoutHandler()
-    handler.setFormatter(_JsonFormatter() if log_format == "JSON" else _TextFormatter())
-    request_filter = _RequestIdFilter()
-    handler.addFilter(request_filter)
-    root.addHandler(handler)
+    ours = [h for h in root.handlers if getattr(h, "lamina", False)]
+    if len(ours) == 1 and getattr(ours[0], "log_format", None) == log_format \
+            and len(ours[0].filters) == 1 and isinstance(ours[0].filters[0], _RequestIdFilter):
+        request_filter = ours[0].filters[0]
+        request_filter.request_id = ""
+        request_filter.tenant_id = None
+    else:
+        for old in ours:
+            root.removeHandler(old)
+        handler = _StdoutHandler()
+        handler.log_format = log_format
+        handler.setFormatter(_JsonFormatter() if log_format == "JSON" else _TextFormatter())
+        request_filter = _RequestIdFilter()
+        handler.addFilter(request_filter)
+        root.addHandler(handler)
     level = log_level.upper()
     if level == "TRACE":  # Lambda's level names; Python has no TRACE
         level = "DEBUG"
@@ -834,16 +848,92 @@ def preload(handler: str | None = None, task_root: str | None = None) -> ErrorRe
 def prepare_fork() -> None:
     """In a fork of a SnapStart snapshot, before it is given an environment: set up ahead
     what :func:`main` sets up first (stdio, the logging handler, the context class, JSON
-    coders). :func:`main` does it again, cheaply: the memory it writes, shared with the
-    snapshot until then, has been copied here, off the environment's cold start.
+    coders) and :func:`rehearse` the invoke loop. :func:`main` does it again, cheaply: the
+    memory it writes, shared with the snapshot until then, has been copied here, off the
+    environment's cold start.
     """
     env = os.environ
     log_format = "JSON" if env.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON" else "Text"
     _setup_stdio()
     _setup_logging(log_format, env.get("AWS_LAMBDA_LOG_LEVEL", ""))
     _configure_context_class()
-    _Marshaller()
-    _make_decoder()
+    rehearse()
+
+
+def prepare_template(rounds: int = 16) -> None:
+    """In a template, before it freezes its heap and forks: what every environment would
+    otherwise do first, done once and shared copy-on-write by all of them.
+
+    * ``snapshot_restore_py`` is imported (:func:`main` imports it before user code): an
+      import in each fork costs the import system's first pass there (and a compile when the
+      runtime directory has no ``.pyc``, which a read-only mount cannot get);
+    * the logging handler of the default Text format is installed: :func:`main` keeps it
+      when the function's format and level are the defaults (:func:`_setup_logging`);
+    * the invoke loop runs ``rounds`` times (:func:`rehearse`): CPython 3.11 specialises
+      bytecode in place after a few calls, and code specialised in the template is not
+      written (so not copied) by every environment's first invocations.
+    """
+    here = os.path.dirname(_THIS_FILE)
+    if "snapshot_restore_py" not in sys.modules:
+        sys.path.insert(0, here)
+        try:
+            importlib.import_module("snapshot_restore_py")
+        except ImportError:
+            pass
+        finally:
+            sys.path.remove(here)
+    _setup_logging("Text", "")
+    for _ in range(rounds):
+        rehearse()
+
+
+# The rehearsal's fake Runtime API answers: one event, then the 202 of its response post.
+_REHEARSAL_BODY = b'{"rehearsal": true}'
+_REHEARSAL_EVENT = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    b"Lambda-Runtime-Aws-Request-Id: 00000000-0000-4000-8000-000000000000\r\n"
+    b"Lambda-Runtime-Deadline-Ms: 4102444800000\r\n"
+    b"Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:000000000000:function:r\r\n"
+    b"Lambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000;Sampled=0\r\n"
+    + f"Content-Length: {len(_REHEARSAL_BODY)}\r\n\r\n".encode() + _REHEARSAL_BODY
+    + b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 15"
+    b'\r\n\r\n{"status":"OK"}'
+)
+
+
+def _rehearsal_handler(event: Any, context: LambdaContext) -> Any:
+    return {"ok": bool(event), "left": context.get_remaining_time_in_millis() > 0}
+
+
+def rehearse() -> None:
+    """Run the invoke loop once against a local socket pair and a do-nothing handler.
+
+    A process forked from a template shares every page with it; the first write to a page
+    copies it, and the first run of a code path writes many (reference counts, the type
+    attribute cache, specialised bytecode). Spares (processes forked ahead of demand) call
+    this while they wait, so that an environment's first invocation finds those pages
+    already its own. It leaves nothing behind: no module, no environment variable, no
+    handler; :func:`main` sets up everything it uses afresh.
+    """
+    trace = os.environ.get("_X_AMZN_TRACE_ID")
+    ours, theirs = socket.socketpair()
+    try:
+        theirs.sendall(_REHEARSAL_EVENT)
+        theirs.shutdown(socket.SHUT_WR)  # after the 202, the loop reads end-of-file and stops
+        conn = _Connection("127.0.0.1:9")
+        conn._sock = ours
+        runtime = _Runtime(conn, "Text", _RequestIdFilter())
+        try:  # noqa: SIM105 (contextlib is not otherwise imported)
+            runtime.loop(_rehearsal_handler)
+        except RuntimeAPIError:
+            pass
+    finally:
+        ours.close()
+        theirs.close()
+        if trace is None:
+            os.environ.pop("_X_AMZN_TRACE_ID", None)
+        else:
+            os.environ["_X_AMZN_TRACE_ID"] = trace
 
 
 # -------------------------------------------------------------------------- main
