@@ -268,11 +268,13 @@ def scale_out(server: Lamina, options: Options) -> list[Row]:
 
 def _environment_pids(server: Lamina) -> list[int]:
     """Processes of environments: descendants of the server that sit in one of lamina's
-    per-environment cgroup slots (the template and its spares stay in the server's cgroup)."""
+    per-environment cgroup slots (the template stays in the server's cgroup), except parked
+    spares, which wait in the slot they will use under their own name."""
     pids = []
     for pid in descendants(server.pid):
         with contextlib.suppress(OSError):
-            if re.search(r"/lamina/[^/\n]+/s\d+", Path(f"/proc/{pid}/cgroup").read_text()):
+            if re.search(r"/lamina/[^/\n]+/s\d+", Path(f"/proc/{pid}/cgroup").read_text()) \
+                    and Path(f"/proc/{pid}/comm").read_text().strip() != "lamina-spare":
                 pids.append(pid)
     return pids
 

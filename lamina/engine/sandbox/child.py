@@ -36,6 +36,9 @@ from lamina.engine.sandbox import linux, netrelay, protocol, rootfs, seccomp, sn
 
 SETUP_FAILED = 125  # exit code of a child whose setup failed (the launcher reports SpawnFailed)
 NOFILE_LIMIT = 1024  # Lambda's open-files limit
+DEFAULT_EPHEMERAL_MB = 512  # the /tmp a spare mounts ahead (Lambda's default EphemeralStorage)
+SPARE_NAME = "lamina-spare"  # a parked spare's process name
+ENTRY_NAME = os.path.basename(sys.executable)[:15] or "python"  # a Python environment's, as exec'd
 _keep_alive: list[Any] = []
 
 
@@ -60,6 +63,8 @@ class TemplateContext:
     keep_environ: bool = False
     # Run by a spare before it waits: work of the spawn path that can be done ahead.
     warm_spare: Callable[[], None] | None = None
+    # What a spare of the server's sets up ahead (``prepare_spare``): the launcher's hostname.
+    hostname: str = "localhost"
 
 
 # What a child becomes once it has its spawn request: (context, request, its descriptors).
@@ -99,9 +104,16 @@ def after_fork(ctx: TemplateContext) -> None:
         os._exit(SETUP_FAILED)
 
 
-def wait_as_spare(ctx: TemplateContext, sock_fd: int, become: Become | None = None) -> NoReturn:
-    """Park until the template hands this spare a spawn request, then become that environment
-    (``become_from_request`` unless the template says otherwise)."""
+def wait_as_spare(ctx: TemplateContext, sock_fd: int, become: Become | None = None,
+                  prepare_slot: str | None = None, prepare: bool = False) -> NoReturn:
+    """Park until a spawn request comes on ``sock_fd``, then become that environment
+    (``become_from_request`` unless the template says otherwise).
+
+    ``prepare``: a spare of the server's (see ``template.py``), which sets up ahead what does
+    not depend on the function (``prepare_spare``; in cgroup slot ``prepare_slot``) and says
+    so in the request it hands on. Any spare warms the entry's code paths (``warm_spare``).
+    """
+    prepared = prepare_spare(ctx, prepare_slot) if prepare else None
     if ctx.warm_spare is not None:
         with contextlib.suppress(Exception):
             ctx.warm_spare()
@@ -114,56 +126,91 @@ def wait_as_spare(ctx: TemplateContext, sock_fd: int, become: Become | None = No
     except BaseException:
         os._exit(SETUP_FAILED)
     if message is None:
-        os._exit(0)  # the template closed our socket: no longer needed
+        os._exit(0)  # the template (or the server) closed our socket: no longer needed
+    if prepared is not None:
+        message["prepared"] = prepared
     (become or become_from_request)(ctx, message, fds)
+
+
+def prepare_spare(ctx: TemplateContext, slot: str | None) -> dict[str, Any]:
+    """The steps of ``become_environment`` that do not depend on the function, done by a spare
+    while it waits, off the cold start (~0.5 ms of it here): join its cgroup slot (so that its
+    own memory is charged there from now on), unshare the mount, IPC and UTS namespaces, mount
+    a private ``/tmp`` and ``/dev/shm`` of the default size and ``/proc``, set the hostname,
+    start a session. Returns what was done, for ``become_environment``; a failure is kept
+    and reported by the spawn that gets this spare.
+    """
+    done: dict[str, Any] = {"slot": None, "sandbox": False}
+    try:
+        # Named before it joins a slot: a parked spare is no environment (``ps``, the bench).
+        linux.set_name(SPARE_NAME)
+        if slot is not None:
+            _join_cgroup(ctx, slot)
+            done["slot"] = slot
+        if ctx.sandboxed:
+            linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS)
+            _mount_private(DEFAULT_EPHEMERAL_MB)
+            socket.sethostname(ctx.hostname)
+            os.setsid()
+            done["sandbox"] = True
+    except OSError as exc:
+        done["error"] = f"prepare spare: {exc}"
+    return done
 
 
 def become_from_request(ctx: TemplateContext, message: dict[str, Any],
                         fds: list[int]) -> NoReturn:
     """``become_environment`` for a spawn request: fds are [payload, output, extra...]."""
     become_environment(ctx, message["id"], message.get("slot"), fds[0],
-                       fds[1] if len(fds) > 1 else -1, fds[2:])
+                       fds[1] if len(fds) > 1 else -1, fds[2:], message.get("prepared"))
 
 
 def become_environment(ctx: TemplateContext, spawn_id: int, slot: str | None,
                        payload_fd: int, output_fd: int,
-                       extra_fds: list[int] | None = None) -> NoReturn:
+                       extra_fds: list[int] | None = None,
+                       prepared: dict[str, Any] | None = None) -> NoReturn:
     """Turn this child (past ``after_fork``) into an execution environment; never returns.
 
+    ``prepared``: what a spare did ahead (``prepare_spare``); those steps are skipped here.
     ``mode: "snapshot"`` in the payload makes it a SnapStart snapshot instead, which leaves
     after step 3 for ``snapshot_process`` keeping ``extra_fds`` (its control socket) and the
     cgroup directory fds open.
     """
     step = "start"
+    ahead = prepared or {}
     try:
+        if ahead.get("error"):
+            raise OSError(ahead["error"])
         # 1. Join the cgroup before anything else allocates or runs: limits hold from here on.
-        #    The directory fds were opened before the template pivoted away from /sys. On v1
-        #    we write "0" to ``tasks``: moving only the calling thread (we are single-threaded,
-        #    so that is the whole process) skips the global threadgroup lock whose RCU sync made
-        #    a ``cgroup.procs`` write cost ~7 ms here against ~0.1 ms.
-        if slot is not None:
+        if slot is not None and ahead.get("slot") != slot:
             step = "join cgroup"
-            for dirfd, name in ctx.cgroup_joins:
-                _write_at(dirfd, f"{slot}/{name}", "0")
+            _join_cgroup(ctx, slot)
         step = "read spawn payload"
         config = protocol.read_payload(payload_fd)
         # 2. Namespaces and mounts, while still root.
         if ctx.sandboxed:
             step = "unshare"
-            flags = linux.CLONE_NEWNS | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS
+            flags = 0 if ahead.get("sandbox") else \
+                linux.CLONE_NEWNS | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS
             if config["network"] == "none":
                 flags |= linux.CLONE_NEWNET
-            linux.unshare(flags)
+            if flags:
+                linux.unshare(flags)
             step = "mounts"
-            _mount_environment(config)
+            _mount_code(config)
+            if not ahead.get("sandbox"):
+                _mount_private(config["ephemeral_mb"])
+            elif config["ephemeral_mb"] != DEFAULT_EPHEMERAL_MB:
+                _mount_private(config["ephemeral_mb"], remount=True)
             if config["network"] == "none":
                 step = "network"
                 linux.interface_up("lo")  # loopback only: the env can talk to itself
                 if config.get("relay_ports"):
                     step = "network relay"
                     _start_relay(config)
-            step = "hostname"
-            socket.sethostname(config["hostname"])
+            if not ahead.get("sandbox") or config["hostname"] != ctx.hostname:
+                step = "hostname"
+                socket.sethostname(config["hostname"])
         # 3. Descriptors: stdio onto the output pipe and /dev/null, then close everything the
         #    template had (O_CLOEXEC means nothing without an exec). The control socket stays
         #    open until the readiness report, the template's pidfd until privileges are gone.
@@ -174,7 +221,8 @@ def become_environment(ctx: TemplateContext, spawn_id: int, slot: str | None,
         _close_all_but(ctx.ctl_fd, ctx.template_pidfd, *keep)
         step = "chdir"
         os.chdir(config["task_dir"])
-        os.setsid()  # own session and process group: kill(-pid) reaches unsandboxed trees
+        if not ahead.get("sandbox"):
+            os.setsid()  # own session and process group: kill(-pid) reaches unsandboxed trees
         if snapshot:  # privileges are the snapshot's business: see snapshot_process
             snapshot_process.become_snapshot(ctx, spawn_id, config, list(extra_fds or ()))
         # 4. Privileges last: every step above needed root.
@@ -195,6 +243,7 @@ def become_environment(ctx: TemplateContext, spawn_id: int, slot: str | None,
         if config["mode"] == "exec":
             _prepare_exec()
         else:
+            linux.set_name(ENTRY_NAME)
             _prepare_python(ctx, config)
         # 5. The seccomp filter last: every step above may have needed what it refuses.
         if config.get("seccomp"):
@@ -236,9 +285,17 @@ def _write_at(dirfd: int, path: str, value: str) -> None:
         os.close(fd)
 
 
-def _mount_environment(config: dict[str, Any]) -> None:
-    """Per-environment mounts on top of the base root (a private copy since unshare)."""
-    flags = linux.MS_NOSUID | linux.MS_NODEV
+def _join_cgroup(ctx: TemplateContext, slot: str) -> None:
+    """Move this process into its cgroup slot, through directory fds the template opened
+    before it pivoted away from /sys. On v1 we write "0" to ``tasks``: moving only the calling
+    thread (we are single-threaded, so that is the whole process) skips the global threadgroup
+    lock whose RCU sync made a ``cgroup.procs`` write cost ~7 ms here against ~0.1 ms."""
+    for dirfd, name in ctx.cgroup_joins:
+        _write_at(dirfd, f"{slot}/{name}", "0")
+
+
+def _mount_code(config: dict[str, Any]) -> None:
+    """The function's own mounts on top of the base root (a private copy since unshare)."""
     linux.bind_readonly(config["bind_code"], "/var/task")
     if config.get("net_socket"):  # a VPC environment's one way out (netrelay)
         linux.mount(config["net_socket"], rootfs.NET_SOCKET, None, linux.MS_BIND)
@@ -246,13 +303,21 @@ def _mount_environment(config: dict[str, Any]) -> None:
         linux.bind_readonly(config["bind_opt"], "/opt")
     # Only now: /var/task and /opt hold their own mounts, the roots they came from can go.
     linux.umount2(rootfs.HIDDEN, linux.MNT_DETACH)
+
+
+def _mount_private(ephemeral_mb: int, remount: bool = False) -> None:
+    """A private tmpfs ``/tmp`` and ``/dev/shm`` of ``ephemeral_mb`` and our own ``/proc``
+    (``remount``: only resize the two tmpfs a spare mounted at the default size)."""
+    flags = linux.MS_NOSUID | linux.MS_NODEV
     # tmpfs pages are charged to the memory cgroup of whoever writes them: /tmp and /dev/shm
     # count against the function's memory as well as against their own size.
-    size = f"size={config['ephemeral_mb']}m,mode=1777"
-    linux.mount("tmpfs", "/tmp", "tmpfs", flags, size)
-    linux.mount("tmpfs", "/dev/shm", "tmpfs", flags | linux.MS_NOEXEC, size)
-    # /proc of our own pid namespace: we are its pid 1, so it lists only this environment.
-    linux.mount("proc", "/proc", "proc", flags | linux.MS_NOEXEC)
+    size = f"size={ephemeral_mb}m,mode=1777"
+    again = linux.MS_REMOUNT if remount else 0
+    linux.mount("tmpfs", "/tmp", "tmpfs", flags | again, size)
+    linux.mount("tmpfs", "/dev/shm", "tmpfs", flags | linux.MS_NOEXEC | again, size)
+    if not remount:
+        # /proc of our own pid namespace: we are its pid 1, so it lists only this environment.
+        linux.mount("proc", "/proc", "proc", flags | linux.MS_NOEXEC)
 
 
 def _start_relay(config: dict[str, Any]) -> None:

@@ -36,6 +36,7 @@ from lamina.engine.sandbox import cgroups, netrelay, protocol, rootfs, seccomp, 
 from lamina.engine.sandbox import snapshot as snapshots
 from lamina.engine.sandbox.api import ExecEntry, SandboxSpec, SpawnFailed
 from lamina.engine.sandbox.environment import Environment
+from lamina.engine.sandbox.spares import SparePool
 from lamina.engine.sandbox.supervisor import TemplateSupervisor
 
 _TEMPLATE_MODULE = "lamina.engine.sandbox.template"
@@ -75,6 +76,7 @@ class _ForkLauncher:
         self._start_timeout = start_timeout
         self._spawn_timeout = spawn_timeout
         self._supervisor: TemplateSupervisor | None = None
+        self._spares: SparePool | None = None
         self._envs: set[Environment] = set()
         self._reason: str | None = None
         self._checked = False
@@ -103,7 +105,7 @@ class _ForkLauncher:
             "runtime_dir": str(self.runtime_dir),
             "entry_module": self.python_entry_module,
             "cgroup_dirs": self._cgroup_dirs(),
-            "spares": self.spares,
+            "spares": 0,  # the template's own spares are for SnapStart snapshots (self._spares)
         }
         if self._preload is not None:
             config["preload"] = self._preload
@@ -118,6 +120,9 @@ class _ForkLauncher:
             self._teardown()
             raise
         self._supervisor = supervisor
+        self._spares = SparePool(supervisor, self._pool(), self._spare_slot, self._adopt,
+                                 self.spares)
+        self._spares.fill()
 
     async def spawn(self, spec: SandboxSpec) -> Environment:
         supervisor = self._supervisor
@@ -125,6 +130,12 @@ class _ForkLauncher:
             raise SpawnFailed("the launcher is not started" if not self._closed
                               else "the launcher is closed")
         payload = self._child_config(spec)  # may raise SpawnFailed: nothing allocated yet
+        spares = self._spares
+        if spares is not None:
+            spares.schedule()  # no refill while spawns keep coming
+            env = await self._spawn_on_spare(supervisor, spares, spec, payload)
+            if env is not None:
+                return env
         slot = self._acquire_slot(spec)
         env = Environment(supervisor, self._pool(), slot)
         if slot is not None:
@@ -140,6 +151,39 @@ class _ForkLauncher:
                                            spec.output_fd, env))
         return env
 
+    async def _spawn_on_spare(self, supervisor: TemplateSupervisor, spares: SparePool,
+                              spec: SandboxSpec, payload: dict[str, Any]) -> Environment | None:
+        """Hand the spawn to a ready spare (``spares.py``); ``None`` when there is none (or
+        the ones there were died meanwhile): the caller forks through the template."""
+        while (spare := spares.take()) is not None:
+            env, slot, sock = spare.env, spare.slot, spare.sock
+            assert sock is not None
+            try:
+                if slot is not None:
+                    self._configure_slot(slot, spec)
+                    payload["uid"] = slot.uid
+                payload_fd = protocol.write_payload(payload)
+            except (OSError, SpawnFailed):
+                env.kill()
+                spare.close()
+                continue
+            try:
+                pid = await supervisor.spawn_on_spare(spare.spawn_id, sock,
+                                                      slot.name if slot else None,
+                                                      payload_fd, spec.output_fd, env)
+            finally:
+                spare.close()
+            if pid is not None:
+                env.attach(spare.spawn_id, pid)
+                spares.used()
+                return env
+        return None
+
+    def _adopt(self, env: Environment) -> None:
+        """Track a process this launcher started (``close`` kills it)."""
+        self._envs.add(env)
+        env.add_done_callback(lambda: self._envs.discard(env))
+
     async def snapshot(self, spec: SandboxSpec, timeout: float = 10.0) -> snapshots.ForkSnapshot:
         """Run the Init of ``spec`` once in a SnapStart snapshot process and return it, ready
         to fork environments (``snapshot.py``); ``SnapshotFailed`` if the Init fails."""
@@ -150,6 +194,8 @@ class _ForkLauncher:
         if self._closed:
             return
         self._closed = True
+        if self._spares is not None:
+            self._spares.close()
         envs = list(self._envs)
         if self._supervisor is not None:
             await self._supervisor.close()  # environments are told they are lost
@@ -232,6 +278,13 @@ class _ForkLauncher:
     def _acquire_slot(self, spec: SandboxSpec) -> cgroups.Slot | None:
         return None
 
+    def _spare_slot(self) -> cgroups.Slot | None:
+        """A slot for a spare, configured only when a spawn takes the spare."""
+        return None
+
+    def _configure_slot(self, slot: cgroups.Slot, spec: SandboxSpec) -> None:
+        """Set ``spec``'s limits on ``slot``; ``SpawnFailed`` if the kernel refuses."""
+
     def _child_config(self, spec: SandboxSpec) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -302,7 +355,7 @@ class NamespaceLauncher(_ForkLauncher):
         return f"{rootfs.NET_MOUNT}/{name}" if inside else f"{self._net_root}/{name}"
 
     def _template_extra(self) -> dict[str, Any]:
-        return {"net_root": self._net_root}
+        return {"net_root": self._net_root, "hostname": self.hostname}
 
     def _prepare(self) -> None:
         self._net_root = tempfile.mkdtemp(prefix="lamina-net-")
@@ -337,10 +390,7 @@ class NamespaceLauncher(_ForkLauncher):
         pool = self._cgroups
         assert pool is not None
         for attempt in (1, 2):
-            try:
-                slot = pool.acquire()
-            except OSError as exc:
-                raise SpawnFailed(f"cannot make a cgroup: {exc}") from exc
+            slot = self._spare_slot()
             try:
                 slot.configure(spec.memory_mb, spec.pids_max)
                 break
@@ -350,10 +400,25 @@ class NamespaceLauncher(_ForkLauncher):
                 pool.retire(slot)
                 if attempt == 2:
                     raise SpawnFailed(f"cannot set cgroup limits: {exc}") from exc
+        return slot
+
+    def _spare_slot(self) -> cgroups.Slot:
+        pool = self._cgroups
+        assert pool is not None
+        try:
+            slot = pool.acquire()
+        except OSError as exc:
+            raise SpawnFailed(f"cannot make a cgroup: {exc}") from exc
         if pool.free_count() < self.prefill_slots // 4 and not self._topping_up:
             self._topping_up = True
             asyncio.get_running_loop().call_soon(self._top_up)
         return slot
+
+    def _configure_slot(self, slot: cgroups.Slot, spec: SandboxSpec) -> None:
+        try:
+            slot.configure(spec.memory_mb, spec.pids_max)
+        except OSError as exc:
+            raise SpawnFailed(f"cannot set cgroup limits: {exc}") from exc
 
     def _top_up(self) -> None:
         """Make one slot per loop iteration (~0.5 ms each) until the reserve is back."""

@@ -25,7 +25,7 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from lamina.engine.sandbox import protocol
@@ -47,6 +47,9 @@ class Owner(Protocol):
     def no_child(self) -> None:
         """No process was made (the fork failed, or the request never reached a template)."""
 
+
+# Told that a spare exists: its spawn id and the socket its request goes to (now the callee's).
+SpareReady = Callable[[int, socket.socket], None]
 
 class TemplateSupervisor:
     def __init__(self, command: Sequence[str], config: Mapping[str, Any],
@@ -71,6 +74,8 @@ class TemplateSupervisor:
         self._backoff = 0.05
         self._auto_restart = False
         self._tasks: set[asyncio.Task[None]] = set()
+        # Spares asked for (``request_spare``): spawn id -> (owner, whom to give its socket).
+        self._spare_waiters: dict[int, tuple[Owner, SpareReady]] = {}
 
     @property
     def pid(self) -> int | None:
@@ -177,6 +182,53 @@ class TemplateSupervisor:
         finally:
             timer.cancel()
 
+    def request_spare(self, slot: str | None, owner: Owner, ready: SpareReady) -> int | None:
+        """Ask the template for a spare: a child forked ahead of demand that sets up what
+        does not depend on the function (in cgroup ``slot``) and then waits for its request
+        on a socket of its own, which the template hands to us (``ready(id, socket)``).
+        ``owner`` hears how the child ends, as for ``spawn``. ``None``: no template to ask now.
+        """
+        if self._state != "ready":
+            return None
+        spawn_id = self._next_id = self._next_id + 1
+        self._owners[spawn_id] = owner
+        self._spare_waiters[spawn_id] = (owner, ready)
+        self._send({"op": "spare", "id": spawn_id, "slot": slot})
+        return spawn_id
+
+    async def spawn_on_spare(self, spawn_id: int, sock: socket.socket, slot: str | None,
+                             payload_fd: int, output_fd: int, owner: Owner) -> int | None:
+        """Hand a spawn request straight to spare ``spawn_id`` (its socket: ``sock``); returns
+        its host pid once it is set up, ``None`` if the spare could not take it (it died: its
+        previous owner still hears of its end). Takes ownership of ``payload_fd``; from the
+        call on, ``owner`` hears how the child ends. Fails as ``spawn`` does otherwise.
+        """
+        assert self._loop is not None
+        previous = self._owners.get(spawn_id)
+        if previous is None:
+            os.close(payload_fd)
+            return None  # already reported gone
+        fds = [payload_fd] if output_fd < 0 else [payload_fd, output_fd]
+        data = json.dumps({"op": "spawn", "id": spawn_id, "slot": slot},
+                          separators=(",", ":")).encode()
+        try:
+            sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        except OSError:
+            return None
+        finally:
+            os.close(payload_fd)
+        future: asyncio.Future[int] = self._loop.create_future()
+        self._pending[spawn_id] = future
+        self._owners[spawn_id] = owner
+        timer = self._loop.call_later(self._spawn_timeout, self._time_out, spawn_id)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self._abandon(spawn_id)
+            raise
+        finally:
+            timer.cancel()
+
     def kill(self, spawn_id: int) -> None:
         """SIGKILL a child the template has not reaped yet (so its pid is still its own)."""
         if self._sock is not None and spawn_id in self._owners:
@@ -259,12 +311,24 @@ class TemplateSupervisor:
             except (OSError, ValueError):
                 self._on_lost()
                 return
+            if message is not None and message.get("op") == "spare" and fds:
+                self._spare_made(message["id"], fds.pop(0))
             for fd in fds:
                 os.close(fd)
             if message is None:
                 self._on_lost()
                 return
-            self._dispatch(message, sender)
+            if message.get("op") != "spare":
+                self._dispatch(message, sender)
+
+    def _spare_made(self, spawn_id: int, fd: int) -> None:
+        waiter = self._spare_waiters.pop(spawn_id, None)
+        sock = socket.socket(fileno=fd)
+        if waiter is None or self._owners.get(spawn_id) is not waiter[0]:
+            sock.close()  # it died before its socket came
+            return
+        sock.setblocking(False)
+        waiter[1](spawn_id, sock)
 
     def _dispatch(self, message: dict[str, Any], sender: int) -> None:
         op = message.get("op")
@@ -279,6 +343,7 @@ class TemplateSupervisor:
         elif op == "child-failed":
             self._fail(message["id"], f"environment setup failed: {message.get('error')}")
         elif op == "failed":
+            self._spare_waiters.pop(message["id"], None)
             self._fail(message["id"], f"the template could not fork: {message.get('error')}")
             owner = self._owners.pop(message["id"], None)
             if owner is not None:
@@ -297,6 +362,7 @@ class TemplateSupervisor:
             future.set_exception(SpawnFailed(error))
 
     def _on_exit(self, spawn_id: int, status: int) -> None:
+        self._spare_waiters.pop(spawn_id, None)
         self._fail(spawn_id, f"the environment died during setup ({_describe(status)})")
         owner = self._owners.pop(spawn_id, None)
         if owner is not None:
@@ -341,6 +407,7 @@ class TemplateSupervisor:
             self._ready.exception()  # retrieved: nobody may be waiting
         pending, self._pending = self._pending, {}
         owners, self._owners = self._owners, {}
+        self._spare_waiters.clear()
         for future in pending.values():
             if not future.done():
                 future.set_exception(SpawnFailed(error))

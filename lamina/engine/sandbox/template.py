@@ -107,7 +107,8 @@ class Template:
             cgroup_joins=cgroup_joins, entry_module=config["entry_module"],
             runtime_path=runtime_dir, stdlib_paths=stdlib,
             platform_modules=[n for n in sys.modules if n == "lamina" or n.startswith("lamina.")],
-            fork_server=type(self), warm_spare=rehearse)
+            fork_server=type(self), warm_spare=rehearse,
+            hostname=config.get("hostname") or "localhost")
         gc.collect()
         gc.freeze()
 
@@ -177,6 +178,10 @@ class Template:
         op = message.get("op")
         if op == "spawn":
             self._spawn(message, fds)
+        elif op == "spare":
+            for fd in fds:
+                os.close(fd)
+            self._spare_for_server(message)
         else:
             for fd in fds:
                 os.close(fd)
@@ -258,6 +263,37 @@ class Template:
         finally:
             theirs.close()
         self.spares.append((pid, ours))
+
+    def _spare_for_server(self, message: dict[str, Any]) -> None:
+        """Fork a spare the launcher asked for and give the launcher its socket.
+
+        The launcher then sends the spawn request straight to the spare: no hop through
+        this process on a cold start. The spare runs ``child.prepare_spare`` (its cgroup slot,
+        namespaces, private mounts) and warms the entry while it waits. It is tracked by the
+        spawn id the launcher chose, so ``kill`` and ``exit`` work as for any child; the
+        template keeps no end of its socket (the launcher's closing it ends the spare).
+        """
+        spawn_id, slot = message["id"], message.get("slot")
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+        def park() -> NoReturn:
+            os.close(ours.detach())
+            child.wait_as_spare(self._context(), theirs.detach(), self.become,
+                                prepare_slot=slot, prepare=True)
+
+        try:
+            pid = self._fork(park)
+        except OSError as exc:
+            protocol.send(self.ctl, {"op": "failed", "id": spawn_id, "error": f"fork: {exc}"})
+            return
+        finally:
+            theirs.close()
+        try:
+            self.live[spawn_id] = pid
+            self.ids[pid] = spawn_id
+            protocol.send(self.ctl, {"op": "spare", "id": spawn_id}, [ours.fileno()])
+        finally:
+            ours.close()
 
     def _warm(self) -> None:
         """Run the spawn path once on a dummy request, right after a fork.

@@ -21,6 +21,7 @@ from lamina.engine.sandbox.api import (
     SandboxSpec,
     SpawnFailed,
 )
+from lamina.engine.sandbox.child import SPARE_NAME
 from lamina.engine.sandbox.launcher import NamespaceLauncher
 
 
@@ -46,14 +47,18 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-def in_instance(instance_id: str) -> list[int]:
-    """Host pids whose cgroup path names this launcher instance."""
+def in_instance(instance_id: str, spares: bool = False) -> list[int]:
+    """Host pids whose cgroup path names this launcher instance (parked spares, which wait in
+    the slot they will use, only with ``spares``)."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/cgroup") as f:
-                    if instance_id in f.read():
+                    if instance_id not in f.read():
+                        continue
+                with open(f"/proc/{entry}/comm") as f:
+                    if spares or f.read().strip() != SPARE_NAME:
                         found.append(int(entry))
             except OSError:
                 pass
@@ -166,7 +171,7 @@ def test_close_leaves_no_process_behind(runner: Runner) -> None:
             await launcher.spawn(runner.spec(entry=ExecEntry(("/bin/sh", "-c", SPAWN_TREE))))
         await asyncio.sleep(0.3)
         template = launcher.template_pid
-        members = in_instance(instance) + children_of(template)  # envs and spares
+        members = in_instance(instance, spares=True) + children_of(template)
         await launcher.close()
         return template, members
 
@@ -174,12 +179,12 @@ def test_close_leaves_no_process_behind(runner: Runner) -> None:
     assert len(members) >= 12
     assert not alive(template)
     assert wait_until(lambda: not any(alive(pid) for pid in members), 2)
-    assert in_instance(instance) == []
+    assert in_instance(instance, spares=True) == []
     assert not any(d.exists() for d in dirs)
 
 
 def test_template_death_fails_spawns_at_once_then_recovers(runner: Runner) -> None:
-    launcher = runner.launcher(NamespaceLauncher)
+    launcher = runner.launcher(NamespaceLauncher, spares=0)  # every spawn asks the template
 
     async def scenario() -> tuple[float, ExitStatus, int]:
         survivor = await launcher.spawn(runner.spec(entry=ExecEntry(("/bin/sleep", "60"))))
@@ -271,7 +276,7 @@ def test_unavailable_reason_names_the_problem(layout: Layout, tmp_path: Path) ->
 
 
 def test_spawn_times_out_and_its_late_child_is_killed(runner: Runner) -> None:
-    launcher = runner.launcher(NamespaceLauncher, spawn_timeout=0.5)
+    launcher = runner.launcher(NamespaceLauncher, spawn_timeout=0.5, spares=0)
     instance = launcher._cgroups.instance_id
 
     async def scenario() -> float:
@@ -335,7 +340,7 @@ def test_sigkill_of_the_server_takes_everything_down(layout: Layout) -> None:
         assert server.stdout is not None
         started = json.loads(server.stdout.readline())
         time.sleep(0.2)
-        members = in_instance(Path(started["dirs"][0]).name)
+        members = in_instance(Path(started["dirs"][0]).name, spares=True)
         assert started["env"] in members and len(members) >= 3
         processes = [started["template"], *members, *children_of(started["template"])]
         server.kill()

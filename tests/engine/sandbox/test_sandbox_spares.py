@@ -1,0 +1,101 @@
+"""Spares: children forked ahead of demand that set up what does not depend on the function
+and then become the environment of the next spawn. They must not weaken anything."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from typing import Any
+
+from conftest import BASE_ENV, Runner
+from test_sandbox_lifecycle import alive, in_instance, wait_until
+
+from lamina.engine.sandbox.api import ExecEntry
+from lamina.engine.sandbox.launcher import NamespaceLauncher
+
+
+def parked(launcher: Any) -> int:
+    """How many spares wait with their socket here (the launcher's pool)."""
+    return len(launcher._spares._ready)
+
+
+def spares_of(launcher: Any) -> list[int]:
+    instance = launcher._cgroups.instance_id
+    return sorted(set(in_instance(instance, spares=True)) - set(in_instance(instance)))
+
+
+def wait_parked(runner: Runner, launcher: Any, count: int = 1) -> None:
+    async def until() -> None:
+        for _ in range(500):
+            if parked(launcher) >= count:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("no spare was parked")
+
+    runner.run(until())
+
+
+def test_a_spare_becomes_an_environment_as_isolated_as_any(runner: Runner) -> None:
+    launcher = runner.launcher(NamespaceLauncher, spares=1)
+    wait_parked(runner, launcher)
+    [spare_pid] = spares_of(launcher)
+    environ = {"SECRET": "s3cr=t", "AWS_LAMBDA_FUNCTION_NAME": "f"}
+    status, output, process = runner.run(runner.execute(
+        launcher, runner.spec(environ=environ, memory_mb=192)))
+    assert status.code == 0, output
+    assert process.pid == spare_pid  # the spare itself became the environment
+    info = json.loads(output)
+    assert info["pid"] == 1 and info["proc"] == [1]
+    assert info["uid"] >= 20000 and info["uid"] == info["euid"] == info["gid"]
+    assert info["groups"] == [] and info["no_new_privs"] == "1" and int(info["cap_eff"], 16) == 0
+    assert info["environ"] == dict(BASE_ENV, **environ)
+    assert info["fds"] == [0, 1, 2, 3]
+    assert info["hostname"] == "localhost" and info["cwd"] == "/var/task"
+    assert info["lamina_modules"] == []
+
+
+def test_a_spare_gets_the_functions_limits_and_tmp_size(runner: Runner) -> None:
+    launcher = runner.launcher(NamespaceLauncher, spares=1)
+    script = "grep -E ' /(tmp|dev/shm) ' /proc/self/mounts; cut -d' ' -f5 /proc/self/mountinfo"
+    for ephemeral in (512, 1024):
+        wait_parked(runner, launcher)
+        [spare_pid] = spares_of(launcher)
+        status, output, process = runner.run(runner.execute(launcher, runner.spec(
+            entry=ExecEntry(("/bin/sh", "-c", script)), memory_mb=256, ephemeral_mb=ephemeral)))
+        assert status.code == 0, output
+        assert process.pid == spare_pid
+        sizes = [line for line in output.splitlines() if "tmpfs" in line]
+        assert len(sizes) == 2 and all(f"size={ephemeral * 1024}k" in s for s in sizes), output
+        assert "/var/task" in output and ".lamina" not in output  # other code is out of reach
+        slot = process._slot
+        limit = (slot._dirs[slot._memory] / "memory.limit_in_bytes").read_text()
+        assert int(limit) == 256 << 20
+
+
+def test_a_dead_spare_is_never_handed_out_and_is_replaced(runner: Runner) -> None:
+    launcher = runner.launcher(NamespaceLauncher, spares=1)
+    wait_parked(runner, launcher)
+    [spare_pid] = spares_of(launcher)
+    os.kill(spare_pid, signal.SIGKILL)
+    assert wait_until(lambda: not alive(spare_pid), 2)
+    status, output, process = runner.run(runner.execute(launcher, runner.spec()))
+    assert status.code == 0, output
+    assert process.pid != spare_pid
+    wait_parked(runner, launcher)  # a new one comes, after a pause
+    assert spares_of(launcher) and spare_pid not in spares_of(launcher)
+
+
+def test_spares_wait_while_spawns_keep_coming(runner: Runner) -> None:
+    """A burst is served by forks of the template; spares are made again only after it."""
+    launcher = runner.launcher(NamespaceLauncher, spares=2)
+    wait_parked(runner, launcher, 2)
+
+    async def burst() -> list[Any]:
+        return await asyncio.gather(*(runner.execute(launcher, runner.spec())
+                                      for _ in range(6)))
+
+    results = runner.run(burst())
+    assert all(status.code == 0 for status, _, _ in results)
+    wait_parked(runner, launcher, 2)
