@@ -27,6 +27,7 @@ import enum
 import json
 import logging
 import os
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -177,7 +178,8 @@ class Environment:
         """Spawn the runtime; Init then runs on its own until the first ``/next``."""
         self._server = HttpServer(self._runtime_api, max_body=MAX_RESPONSE_BYTES + 64 * 1024,
                                   too_large=self._too_large, hold_before_pending=True)
-        _, port = await self._server.listen("127.0.0.1", 0)
+        listener, port = _runtime_listener()
+        await self._server.serve_socket(listener)
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         os.set_blocking(read_fd, False)
         self._out_fd = read_fd
@@ -686,6 +688,23 @@ class Environment:
         if self._partial:
             partial, self._partial = self._partial, b""
             self._log(partial.decode("utf-8", "replace"))
+
+
+def _runtime_listener() -> tuple[socket.socket, int]:
+    """A listening loopback socket on a free port, for one environment's Runtime API.
+
+    Made here rather than by ``create_server(host, port)``, which resolves the host name first
+    (uvloop: on its thread pool), ~0.1-0.2 ms of every cold start and a thread wake-up.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock, sock.getsockname()[1]
 
 
 def _normalise_error(request: Request) -> tuple[bytes, str]:

@@ -14,13 +14,12 @@ kept in memory: they die with the server, as the environments holding them do.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import secrets
-import string
 import time
 from typing import Any
 
-_KEY_ALPHABET = string.ascii_uppercase + string.digits
 DEFAULT_TTL = 12 * 3600
 
 
@@ -45,8 +44,13 @@ class SessionCredentials:
         return (self.access_key_id, self.secret_access_key, self.session_token)
 
 
-def new_key_id(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(16))
+def new_key_id(prefix: str, random: bytes | None = None) -> str:
+    """``prefix`` and 16 characters of base32 (A-Z, 2-7), as AWS's key ids are spelled.
+
+    One read of 10 random bytes (``random``, or a fresh one): choosing 16 characters one at a
+    time costs 16 reads of the system's random source, ~30 µs of every cold start.
+    """
+    return prefix + base64.b32encode(random or secrets.token_bytes(10)).decode()
 
 
 class SessionRegistry:
@@ -57,11 +61,14 @@ class SessionRegistry:
               role_name: str = "", role_id: str = "", session_name: str = "",
               session_policy: Any = None, bound: bool = False) -> SessionCredentials:
         self._drop_expired()
-        key = new_key_id("ASIA")
+        # Key id, secret and token from one read of the random source (one system call per
+        # environment instead of eighteen): 10 bytes, 30 (40 characters), 96 (128).
+        random = secrets.token_bytes(136)
+        key = new_key_id("ASIA", random[:10])
         credentials = SessionCredentials(
             access_key_id=key,
-            secret_access_key=secrets.token_urlsafe(30)[:40],
-            session_token=secrets.token_urlsafe(96),
+            secret_access_key=base64.urlsafe_b64encode(random[10:40]).decode(),
+            session_token=base64.urlsafe_b64encode(random[40:]).decode(),
             principal_arn=principal_arn,
             expires_at=time.time() + ttl_seconds,
             role_name=role_name, role_id=role_id, session_name=session_name,
