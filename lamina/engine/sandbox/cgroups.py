@@ -163,8 +163,9 @@ class Slot:
 
     # -- per spawn -------------------------------------------------------------------------
 
-    def configure(self, memory_mb: int, pids_max: int) -> None:
-        """Set the limits for the next environment and reset the peak counter.
+    def configure(self, memory_mb: int, pids_max: int, reset_peak: bool = True) -> None:
+        """Set the limits for the next environment and reset the peak counter (unless not
+        ``reset_peak``: a slot set up ahead, off the spawn path, with the limits expected).
 
         v1 refuses ``memory.limit_in_bytes`` above ``memory.memsw.limit_in_bytes`` (and memsw
         below memory), so the pair is written in the order that keeps memsw >= memory.
@@ -182,12 +183,14 @@ class Slot:
                     if self._has_memsw:
                         self._set(mem_dir, "memory.memsw.limit_in_bytes", limit)
                 self._limits["memory"] = limit
-            _write(self._peak_path, "0")
+            if reset_peak:
+                _write(self._peak_path, "0")
         else:
             self._set(mem_dir, "memory.max", limit)
             if self._has_swap_max:
                 self._set(mem_dir, "memory.swap.max", "0")
-            self._reset_peak_v2(mem_dir)
+            if reset_peak:
+                self._reset_peak_v2(mem_dir)
         self._set(self._dirs[self._pids], "pids.max", str(pids_max))
         if self._cpu is not None:
             if self._cpu.version == 1:
@@ -328,9 +331,15 @@ class CgroupPool:
             removed.append(name)
         return removed
 
-    def prefill(self, count: int) -> None:
+    def prefill(self, count: int, limits: tuple[int, int] | None = None) -> None:
+        """Make free slots until there are ``count``; ``limits`` (memory MB, pids) are set on
+        the new ones ahead, so that a spawn with those limits has nothing left to write."""
         while len(self._free) < count:
-            self._free.append(self._make_slot())
+            slot = self._make_slot()
+            if limits is not None:
+                with contextlib.suppress(OSError):
+                    slot.configure(*limits, reset_peak=False)
+            self._free.append(slot)
 
     def free_count(self) -> int:
         return len(self._free)

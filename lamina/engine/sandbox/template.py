@@ -71,6 +71,11 @@ class Template:
         self.spares: list[tuple[int, socket.socket]] = []
         self.spare_target: int = config.get("spares", 2)
         self.spare_delay_ms: int = config.get("spare_delay_ms", SPARE_DELAY_MS)
+        # The template's own image holds no user code, so no at-fork hook but the standard
+        # library's: it may fork without them (``linux.raw_fork``). A SnapStart snapshot ran a
+        # function's Init, whose libraries may need theirs: ``os.fork``.
+        self.fork: Callable[[], int] = linux.raw_fork if config.get("raw_fork") else os.fork
+        self.early_join: bool = bool(config.get("early_join"))  # see ``_fork``
 
     # -- start -----------------------------------------------------------------------------
 
@@ -109,6 +114,8 @@ class Template:
             platform_modules=[n for n in sys.modules if n == "lamina" or n.startswith("lamina.")],
             fork_server=type(self), warm_spare=rehearse,
             hostname=config.get("hostname") or "localhost")
+        if config.get("ready_image"):
+            child.ready_image(self.ctx)
         gc.collect()
         gc.freeze()
 
@@ -195,7 +202,8 @@ class Template:
         try:
             pid = self._hand_to_spare(message, fds)
             if pid is None:
-                pid = self._fork(lambda: self.become(self._context(), message, fds))
+                pid = self._fork(lambda: self.become(self._context(), message, fds),
+                                 message.get("slot"))
         except OSError as exc:
             protocol.send(self.ctl, {"op": "failed", "id": spawn_id, "error": f"fork: {exc}"})
             return
@@ -217,19 +225,26 @@ class Template:
                 sock.close()
         return None
 
-    def _fork(self, then: Callable[[], NoReturn]) -> int:
+    def _fork(self, then: Callable[[], NoReturn], slot: str | None = None) -> int:
         """Fork a child that runs ``child.after_fork`` and then ``then``; return its pid.
 
         Sandboxed, the child is pid 1 of a new pid namespace: ``unshare(CLONE_NEWPID)`` makes
         our next child the first process of a new namespace; ``setns`` puts us back.
+
+        With ``early_join`` (the base template), a child that knows its cgroup ``slot`` joins
+        it before anything else (``child.enter_slot``): until then it competes for the CPU in
+        the server's own cgroup, as an equal of the server, and a burst of cold starts is
+        dozens of such children at once, each with ~1 ms of ``after_fork`` to do.
         """
         pid = -1
         try:
             if self.sandboxed:
                 linux.unshare(linux.CLONE_NEWPID)
-            pid = os.fork()
+            pid = self.fork()
             if pid == 0:
                 try:
+                    if slot is not None and self.early_join:
+                        child.enter_slot(self._context(), slot)
                     child.after_fork(self._context())
                     then()
                 finally:
@@ -282,7 +297,7 @@ class Template:
                                 prepare_slot=slot, prepare=True)
 
         try:
-            pid = self._fork(park)
+            pid = self._fork(park, slot)
         except OSError as exc:
             protocol.send(self.ctl, {"op": "failed", "id": spawn_id, "error": f"fork: {exc}"})
             return
