@@ -10,7 +10,6 @@ queue).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -40,7 +39,7 @@ from lamina.errors import (
     ServiceError,
     ServiceUnavailable,
 )
-from lamina.http.types import Request, Response
+from lamina.http.types import Pending, Request, Response
 from lamina.identity.authorize import Authorizer
 from lamina.observe.ids import new_request_id, new_trace_id
 
@@ -62,15 +61,12 @@ def _invoke_response(result: InvokeResult, request_id: str) -> Response:
     return Response(200, headers, result.payload)
 
 
-def _answer_invoke(answer: asyncio.Future[Response], done: asyncio.Future[InvokeResult],
-                   request_id: str) -> None:
-    if answer.done():
-        return
-    if done.cancelled():  # the server is shutting down
-        answer.set_result(serialize_error(ServiceUnavailable("The service is shutting down."),
-                                          request_id))
-        return
-    answer.set_result(_invoke_response(done.result(), request_id))
+def _answer_invoke(answer: Pending, request_id: str, result: InvokeResult | None,
+                   error: ServiceError | None) -> None:
+    if result is None:
+        answer.resolve(serialize_error(error or ServiceUnavailable("No answer"), request_id))
+    else:
+        answer.resolve(_invoke_response(result, request_id))
 
 
 class LaminaApp:
@@ -84,7 +80,7 @@ class LaminaApp:
         self.ready = False
         load_all()
 
-    def handle(self, request: Request) -> Response | Awaitable[Response]:
+    def handle(self, request: Request) -> Response | Pending | Awaitable[Response]:
         path = request.path
         if path.startswith(_INVOKE_PREFIX) and path.endswith(_INVOKE_SUFFIX) \
                 and request.method == "POST":
@@ -97,17 +93,17 @@ class LaminaApp:
                 return self.iam.handle(request, service)
         return self._lambda_api(request)
 
-    def _invoke(self, request: Request) -> Response | Awaitable[Response]:
+    def _invoke(self, request: Request) -> Response | Pending | Awaitable[Response]:
         """Invoke of a warm, cached ``$LATEST`` or version, synchronously: the hot path.
 
         It does what the general pipeline does (verify, check the name and the payload,
         authorize, invoke, answer in the operation's shape) with a fraction of the code, because
         on this path every instruction shows in the latency (HOST.md). When an idle environment
-        is there, the answer is a plain future completed by the invocation's own: no task, no
-        coroutine. Anything else — an alias, a client context, a log tail, another invocation
-        type, a function not in the cache yet — takes the general pipeline, which also fills the
-        cache; a warm invoke that must wait (no idle environment, a concurrency slot to wait
-        for) takes ``_invoke_waiting``.
+        is there, the answer is a ``Pending`` written the moment the runtime answers: no task,
+        no coroutine, no future, no extra turn of the event loop. Anything else — an alias, a
+        client context, a log tail, another invocation type, a function not in the cache yet —
+        takes the general pipeline, which also fills the cache; a warm invoke that must wait
+        (no idle environment, a concurrency slot to wait for) takes ``_invoke_waiting``.
         """
         request_id = new_request_id()
         try:
@@ -138,11 +134,11 @@ class LaminaApp:
         invoked_arn = target.function_arn if qualifier is None else target.qualified_arn
         invocation = InvokeRequest(payload, request_id, invoked_arn,
                                    new_trace_id(headers.get("x-amzn-trace-id")))
-        result = self.context.engine.invoke_now(target, invocation)
-        if result is None:
+        answer = Pending()
+        if not self.context.engine.invoke_now(
+                target, invocation,
+                lambda result, error: _answer_invoke(answer, request_id, result, error)):
             return self._invoke_waiting(target, invocation)
-        answer: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        result.add_done_callback(lambda done: _answer_invoke(answer, done, request_id))
         return answer
 
     async def _invoke_waiting(self, target: FunctionTarget, invocation: InvokeRequest) -> Response:

@@ -46,7 +46,7 @@ from lamina.engine.sandbox.api import (
 )
 from lamina.errors import FunctionErrorType, ServiceError, SnapStartError, SnapStartTimeout
 from lamina.http.server import HttpServer
-from lamina.http.types import Request, Response
+from lamina.http.types import Pending, Request, Response
 
 if TYPE_CHECKING:
     from lamina.engine.context import EngineContext
@@ -92,19 +92,44 @@ class IllegalTransition(RuntimeError):
     pass
 
 
+Outcome = Callable[[InvokeResult | None, ServiceError | None], None]
+
+
 class Invocation:
-    """One invocation's journey through an environment."""
+    """One invocation's journey through an environment.
 
-    __slots__ = ("delivered_at", "done", "future", "lines", "outcome", "request", "timer")
+    Its caller learns the outcome through a future (awaited by ``Scheduler.invoke``) or, on the
+    warm path, through ``on_outcome``, called at once when the runtime answers: the API then
+    writes its response in the same turn of the loop.
+    """
 
-    def __init__(self, request: InvokeRequest, future: asyncio.Future[InvokeResult]) -> None:
+    __slots__ = ("delivered_at", "done", "future", "lines", "on_outcome", "outcome", "request",
+                 "timer")
+
+    def __init__(self, request: InvokeRequest, future: asyncio.Future[InvokeResult] | None,
+                 on_outcome: Outcome | None = None) -> None:
         self.request = request
         self.future = future
+        self.on_outcome = on_outcome
         self.delivered_at = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.lines: list[str] | None = [] if request.tail_log else None
         self.done = False
         self.outcome: tuple[str | None, str | None, str | None] = (None, None, None)
+
+    def complete(self, result: InvokeResult) -> None:
+        if self.on_outcome is not None:
+            callback, self.on_outcome = self.on_outcome, None
+            callback(result, None)
+        elif self.future is not None and not self.future.done():
+            self.future.set_result(result)
+
+    def fail(self, error: ServiceError) -> None:
+        if self.on_outcome is not None:
+            callback, self.on_outcome = self.on_outcome, None
+            callback(None, error)
+        elif self.future is not None and not self.future.done():
+            self.future.set_exception(error)
 
 
 RESTORE_FAILED = ("The afterRestore() runtime hook encountered an error. For more information, "
@@ -154,7 +179,7 @@ class Environment:
         self._idle_callbacks: list[Callable[[], None]] = []
         self._on_ready = on_ready
         self._on_dead = on_dead
-        self._parked: asyncio.Future[Response] | None = None
+        self._parked: Pending | None = None
         self._server: HttpServer | None = None
         self._out_fd = -1
         self._partial = b""
@@ -352,8 +377,7 @@ class Environment:
             current.done = True
             if current.timer is not None:
                 current.timer.cancel()
-            if not current.future.done():
-                current.future.set_exception(error)
+            current.fail(error)
         self._cleanup()
 
     # dispatch -------------------------------------------------------------------------------
@@ -367,7 +391,7 @@ class Environment:
             self._to(EnvState.BUSY)
             parked, self._parked = self._parked, None
             if parked is not None and not parked.done():
-                parked.set_result(self._deliver(invocation))
+                parked.resolve(self._deliver(invocation))
         elif self.state is not EnvState.STARTING:
             raise IllegalTransition(f"dispatch to a {self.state.value} environment")
 
@@ -412,7 +436,7 @@ class Environment:
 
     # Runtime API ----------------------------------------------------------------------------
 
-    def _runtime_api(self, request: Request) -> Response | asyncio.Future[Response]:
+    def _runtime_api(self, request: Request) -> Response | Pending | asyncio.Future[Response]:
         path = request.path
         if path == _NEXT:
             return self._on_next()
@@ -435,14 +459,14 @@ class Environment:
         return Response(404, [_JSON], json.dumps({
             "errorType": "InvalidRequest", "errorMessage": f"Unknown path {path}"}).encode())
 
-    def _on_next(self) -> Response | asyncio.Future[Response]:
+    def _on_next(self) -> Response | Pending:
         if self.state is EnvState.DEAD:
             return Response(500, [_JSON], error_payload("EnvironmentGone", "shutting down"))
         if self.state is EnvState.STARTING:
             if self._extensions is not None and not self._extensions.settled():
                 # Init ends when the extensions are waiting too: the runtime waits for them.
                 self._runtime_waiting_init = True
-                self._parked = self._loop.create_future()
+                self._parked = Pending()
                 return self._parked
             return self._end_init()
         current = self.current
@@ -455,10 +479,10 @@ class Environment:
             return self._deliver(self.current)
         if self._parked is not None and not self._parked.done():
             self._parked.cancel()
-        self._parked = self._loop.create_future()
+        self._parked = Pending()
         return self._parked
 
-    def _end_init(self) -> Response | asyncio.Future[Response]:
+    def _end_init(self) -> Response | Pending:
         """Init is over: hand the runtime its first invocation, or park it idle."""
         self._init_done()
         if self._extensions is not None:
@@ -468,7 +492,7 @@ class Environment:
             self._on_ready(self)
             return self._deliver(self.current)
         self._to(EnvState.IDLE)
-        self._parked = self._loop.create_future()
+        self._parked = Pending()
         self._on_ready(self)
         return self._parked
 
@@ -480,8 +504,8 @@ class Environment:
             answer = self._end_init()
             if parked is not None and not parked.done():
                 if isinstance(answer, Response):
-                    parked.set_result(answer)
-                else:  # idle: the runtime keeps waiting, on the future it already holds
+                    parked.resolve(answer)
+                else:  # idle: the runtime keeps waiting, on the answer it already holds
                     self._parked = parked
                     answer.cancel()
         elif self._awaiting_extensions is not None and self.state is EnvState.BUSY:
@@ -509,7 +533,7 @@ class Environment:
         found = self._check_id(request_id)
         if isinstance(found, Response):
             return found
-        self._read_output()
+        self._drain_for_tail(found)
         self._finish(found, request.body, None, None, None)
         return _ACCEPTED
 
@@ -517,7 +541,7 @@ class Environment:
         found = self._check_id(request_id)
         if isinstance(found, Response):
             return found
-        self._read_output()
+        self._drain_for_tail(found)
         payload, error_type = _normalise_error(request)
         self._finish(found, payload, "Unhandled", error_type, "error")
         return _ACCEPTED
@@ -590,9 +614,8 @@ class Environment:
                 # REPORT waits) until every INVOKE extension asks for its next event.
                 self._awaiting_extensions = invocation
                 invocation.outcome = (function_error, error_type, status)
-                if not invocation.future.done():
-                    invocation.future.set_result(InvokeResult(
-                        payload, self.target.version, function_error, None, error_type))
+                invocation.complete(InvokeResult(
+                    payload, self.target.version, function_error, None, error_type))
                 return
             if self.state is EnvState.BUSY:
                 self._to(EnvState.IDLE)
@@ -605,8 +628,7 @@ class Environment:
             result.log_tail = _tail(invocation.lines)
         else:
             self._loop.call_soon(self._write_report, invocation, *report)
-        if not invocation.future.done():
-            invocation.future.set_result(result)
+        invocation.complete(result)
 
     def _extensions_finished(self, invocation: Invocation) -> None:
         """The INVOKE extensions are done with ``invocation``: it ends now, REPORT included."""
@@ -655,6 +677,17 @@ class Environment:
             invocation = self.current
         if invocation is not None and invocation.lines is not None:
             invocation.lines.append(line)
+
+    def _drain_for_tail(self, invocation: Invocation) -> None:
+        """Read what the runtime printed before answering, when the caller wants it in a tail.
+
+        Otherwise there is no need: the runtime wrote its output before its answer, so the pipe
+        was ready when the answer's socket was, the loop runs its reader in the same turn, and
+        the END/REPORT lines, written a step later, still follow it in the stream. Skipping the
+        read saves a system call on every warm invoke.
+        """
+        if invocation.lines is not None:
+            self._read_output()
 
     def _read_output(self) -> None:
         if self._out_fd < 0:

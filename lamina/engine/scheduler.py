@@ -29,9 +29,9 @@ from collections import defaultdict, deque
 
 from lamina.engine.api import FunctionTarget, InvokeRequest, InvokeResult
 from lamina.engine.context import EngineContext
-from lamina.engine.environment import Environment, EnvState, Invocation
+from lamina.engine.environment import Environment, EnvState, Invocation, Outcome
 from lamina.engine.snapshots import SnapshotKeeper, prepare
-from lamina.errors import TooManyRequests
+from lamina.errors import ServiceError, TooManyRequests
 
 log = logging.getLogger(__name__)
 
@@ -100,30 +100,31 @@ class Scheduler:
         finally:
             self._give_slot(target.name)
 
-    def invoke_now(self, target: FunctionTarget,
-                   request: InvokeRequest) -> asyncio.Future[InvokeResult] | None:
-        """Dispatch at once to an idle environment when there is one and a slot is free;
-        ``None`` means the caller must take ``invoke``. The warm path: no task, no await."""
+    def invoke_now(self, target: FunctionTarget, request: InvokeRequest,
+                   on_outcome: Outcome) -> bool:
+        """Dispatch at once to an idle environment when there is one and a slot is free, and
+        report the outcome through ``on_outcome`` the moment the runtime answers; ``False``
+        means the caller must take ``invoke``. The warm path: no task, no future, no await."""
         pool = self.pools.get(target.key)
         if pool is None or pool.target.generation != target.generation or not pool.idle:
-            return None
+            return False
         name = target.name
         if not self._take_slot(name):
-            return None
+            return False
         while pool.idle:
             env = pool.idle.pop()
             if env.state is EnvState.IDLE and not env.retired:
-                invocation = Invocation(request, asyncio.get_running_loop().create_future())
-                env.dispatch(invocation)
-                invocation.future.add_done_callback(
-                    lambda _, pool=pool, env=env: self._after_now(pool, env, name))
-                return invocation.future
-        self._give_slot(name)
-        return None
 
-    def _after_now(self, pool: Pool, env: Environment, name: str) -> None:
-        self._release(pool, env)
+                def done(result: InvokeResult | None, error: ServiceError | None,
+                         pool: Pool = pool, env: Environment = env) -> None:
+                    self._release(pool, env)
+                    self._give_slot(name)
+                    on_outcome(result, error)
+
+                env.dispatch(Invocation(request, None, done))
+                return True
         self._give_slot(name)
+        return False
 
     def retire(self, name: str, version: str | None = None) -> None:
         for key in [k for k in self.pools if k[0] == name and (version is None or k[1] == version)]:

@@ -21,11 +21,11 @@ from typing import Any
 
 import httptools
 
-from lamina.http.types import Request, Response
+from lamina.http.types import Pending, Request, Response
 
 log = logging.getLogger(__name__)
 
-AnyHandler = Callable[[Request], "Response | Awaitable[Response]"]
+AnyHandler = Callable[[Request], "Response | Pending | Awaitable[Response]"]
 
 _REASONS = {
     100: "Continue", 200: "OK", 201: "Created", 202: "Accepted", 204: "No Content",
@@ -199,6 +199,10 @@ class HttpProtocol(asyncio.Protocol):
             return
         if isinstance(answer, Response):
             self._finish(slot, answer, head_only=method == "HEAD")
+            return
+        if isinstance(answer, Pending):
+            head_only = method == "HEAD"
+            answer.bind(lambda response: self._finish(slot, response, head_only=head_only))
             return
         if inspect.iscoroutine(answer):
             future = asyncio.get_running_loop().create_task(answer)

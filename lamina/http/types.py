@@ -63,4 +63,41 @@ class Response:
         self.body = body
 
 
+class Pending:
+    """An answer that comes later and is written the moment it is given.
+
+    A handler may return one instead of a future: resolving it writes the response (in request
+    order) right away, in the caller's turn of the event loop, where a future would schedule
+    its callbacks for a later turn. On the invoke path that saves a loop iteration, and its
+    ``epoll_wait``, on each side (HOST.md: the wins left are fewer wake-ups and system calls).
+    """
+
+    __slots__ = ("_deliver", "_response", "cancelled")
+
+    def __init__(self) -> None:
+        self._deliver: Callable[[Response], None] | None = None
+        self._response: Response | None = None
+        self.cancelled = False
+
+    def done(self) -> bool:
+        return self._response is not None or self.cancelled
+
+    def resolve(self, response: Response) -> None:
+        if self._response is not None or self.cancelled:
+            return
+        self._response = response
+        if self._deliver is not None:
+            self._deliver(response)
+
+    def cancel(self) -> None:
+        """Nobody will answer (the connection goes away with the environment)."""
+        self.cancelled = True
+
+    def bind(self, deliver: Callable[[Response], None]) -> None:
+        """Called by the server once: where the response goes."""
+        self._deliver = deliver
+        if self._response is not None:
+            deliver(self._response)
+
+
 Handler = Callable[[Request], Awaitable[Response]]
