@@ -164,6 +164,11 @@ def wait_as_spare(ctx: TemplateContext, sock_fd: int, become: Become | None = No
     try:
         sock = socket.socket(fileno=sock_fd)
         sock.setblocking(True)
+        if prepare:
+            # All done ahead: the launcher hands out only spares that said so, and makes
+            # this one an ordinary process again (it may still be at SCHED_IDLE) before it
+            # sends the request.
+            protocol.send(sock, {"op": "parked"})
         message, fds, _ = protocol.receive(sock)
         sock.detach()
         os.close(sock_fd)
@@ -173,7 +178,22 @@ def wait_as_spare(ctx: TemplateContext, sock_fd: int, become: Become | None = No
         os._exit(0)  # the template (or the server) closed our socket: no longer needed
     if prepared is not None:
         message["prepared"] = prepared
+        normal_priority()
     (become or become_from_request)(ctx, message, fds)
+
+
+def idle_priority() -> None:
+    """Run at ``SCHED_IDLE``: a spare's work ahead (after_fork, its set-up, the rehearsal)
+    takes only CPU time nothing else wants, so refilling spares after a burst does not slow
+    the environments the burst started."""
+    with contextlib.suppress(OSError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+def normal_priority() -> None:
+    """Back to the ordinary policy (the launcher did it already where it could)."""
+    with contextlib.suppress(OSError):
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
 def prepare_spare(ctx: TemplateContext, slot: str | None) -> dict[str, Any]:

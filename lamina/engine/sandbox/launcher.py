@@ -41,7 +41,7 @@ from lamina.engine.sandbox.spares import SparePool
 from lamina.engine.sandbox.supervisor import TemplateSupervisor
 
 _TEMPLATE_MODULE = "lamina.engine.sandbox.template"
-_TOP_UP_PAUSE = 0.02  # cgroup slots are made once spawns have paused this long
+_TOP_UP_PAUSE = 0.1  # cgroup slots are made once spawns have paused this long
 _CLOSE_TIMEOUT = 10.0
 
 

@@ -7,10 +7,13 @@ hostname) and rehearses the bootstrap's invoke loop, so that a cold start is lef
 function's own steps only. Its socket comes back to this process, so the spawn request goes
 to it directly, without waking the template.
 
-Spares are made again when no spawn has come for ``delay`` seconds, not at once: forking one
-while an environment is starting would take a core from that environment (2 cores here). A
-spare that dies unused (the template restarted, its set-up failed) makes the next refill wait
-longer, up to ``_MAX_DELAY``, so a broken host does not fork in a loop.
+Spares are made again when no spawn has come for ``delay`` seconds, a few at a time, and do
+their work ahead at ``SCHED_IDLE`` (only on a CPU nothing else wants): a refill must not take
+the cores from environments that are starting or running (2 cores here). A spare says when it
+is done ("parked", with its pid attached by the kernel); only parked spares are handed out,
+after being given the ordinary scheduling policy back. A spare that dies unused (the template
+restarted, its set-up failed) makes the next refill wait longer, up to ``_MAX_DELAY``, so a
+broken host does not fork in a loop.
 
 Each spare is represented from its request on by the ``sandbox.environment.Environment`` a
 spawn will hand out, which owns its slot and hears of its end like any environment's.
@@ -21,29 +24,59 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import os
 import socket
 from collections.abc import Callable
 
+from lamina.engine.sandbox import protocol
 from lamina.engine.sandbox.cgroups import CgroupPool, Slot
 from lamina.engine.sandbox.environment import Environment
 from lamina.engine.sandbox.supervisor import TemplateSupervisor
 
 DELAY = 0.01
 _MAX_DELAY = 2.0
+_IN_FLIGHT = 4
 
 
 class Spare:
     """One spare: its spawn id, its process (as the environment it will become), its slot and,
-    once the template made it, the socket its request goes to."""
+    once the template made it, the socket its request goes to; once it said it is parked
+    (done with everything it does ahead), its host pid."""
 
-    __slots__ = ("env", "slot", "sock", "spawn_id", "taken")
+    __slots__ = ("env", "pid", "slot", "sock", "spawn_id", "taken")
 
     def __init__(self, spawn_id: int, env: Environment, slot: Slot | None) -> None:
         self.spawn_id = spawn_id
         self.env = env
         self.slot = slot
         self.sock: socket.socket | None = None
+        self.pid = 0
         self.taken = False
+
+    def parked(self) -> bool:
+        """Whether the spare finished its work ahead (its "parked" message, read now)."""
+        if self.pid:
+            return True
+        if self.sock is None:
+            return False
+        try:
+            message, fds, sender = protocol.receive(self.sock, credentials=True)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except (OSError, ValueError):
+            return False  # broken: its end is reported by the template
+        for fd in fds:
+            os.close(fd)
+        if message is None or message.get("op") != "parked":
+            return False
+        self.pid = sender or -1
+        return True
+
+    def wake(self) -> None:
+        """Give the spare the ordinary scheduling policy back (it parked at SCHED_IDLE)."""
+        if self.pid > 0:
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(self.pid, os.SCHED_OTHER, os.sched_param(0))
 
     def close(self) -> None:
         if self.sock is not None:
@@ -72,13 +105,18 @@ class SparePool:
         self._closed = False
 
     def take(self) -> Spare | None:
-        """A ready spare, no longer in the pool (the caller spawns on it or kills it)."""
-        while self._ready:
-            spare = self._ready.popleft()
-            if not spare.env.done:
+        """The oldest parked spare, no longer in the pool (the caller spawns on it or kills
+        it), already woken (``Spare.wake``); ``None`` if no spare has finished its work ahead.
+        """
+        for spare in list(self._ready):
+            if spare.env.done:
+                self._ready.remove(spare)
+                spare.close()
+            elif spare.parked():
+                self._ready.remove(spare)
                 spare.taken = True
+                spare.wake()
                 return spare
-            spare.close()
         return None
 
     def used(self) -> None:
@@ -94,9 +132,12 @@ class SparePool:
         self._timer = asyncio.get_running_loop().call_later(self._delay, self.fill)
 
     def fill(self) -> None:
-        """Ask the template for spares until ``target`` are ready or on their way."""
+        """Ask the template for spares until ``target`` are ready or on their way, at most
+        ``_IN_FLIGHT`` at a time (each one made asks for the next): a spawn request never
+        waits behind more than a few spare forks in the template's queue."""
         self._timer = None
-        while not self._closed and len(self._ready) + len(self._asked) < self.target:
+        while not self._closed and len(self._ready) + len(self._asked) < self.target \
+                and len(self._asked) < _IN_FLIGHT:
             slot = self._acquire_slot()
             env = Environment(self._supervisor, self._cgroups, slot)
             spare = Spare(-1, env, slot)
@@ -131,6 +172,8 @@ class SparePool:
             return
         spare.sock = sock
         self._ready.append(spare)
+        if self._timer is None:
+            self.fill()
 
     def _gone(self, spare: Spare) -> None:
         """A spare's process ended (before any spawn took it over, unless ``taken``)."""

@@ -225,7 +225,8 @@ class Template:
                 sock.close()
         return None
 
-    def _fork(self, then: Callable[[], NoReturn], slot: str | None = None) -> int:
+    def _fork(self, then: Callable[[], NoReturn], slot: str | None = None,
+              idle: bool = False) -> int:
         """Fork a child that runs ``child.after_fork`` and then ``then``; return its pid.
 
         Sandboxed, the child is pid 1 of a new pid namespace: ``unshare(CLONE_NEWPID)`` makes
@@ -235,6 +236,9 @@ class Template:
         it before anything else (``child.enter_slot``): until then it competes for the CPU in
         the server's own cgroup, as an equal of the server, and a burst of cold starts is
         dozens of such children at once, each with ~1 ms of ``after_fork`` to do.
+
+        ``idle``: a spare, which does all its work ahead at ``SCHED_IDLE`` (only on a CPU
+        nothing else wants: see ``child.wait_as_spare``).
         """
         pid = -1
         try:
@@ -243,6 +247,8 @@ class Template:
             pid = self.fork()
             if pid == 0:
                 try:
+                    if idle:
+                        child.idle_priority()
                     if slot is not None and self.early_join:
                         child.enter_slot(self._context(), slot)
                     child.after_fork(self._context())
@@ -296,8 +302,10 @@ class Template:
             child.wait_as_spare(self._context(), theirs.detach(), self.become,
                                 prepare_slot=slot, prepare=True)
 
+        # The launcher learns the spare's host pid from its "parked" message (``spares.py``).
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         try:
-            pid = self._fork(park, slot)
+            pid = self._fork(park, slot, idle=True)
         except OSError as exc:
             protocol.send(self.ctl, {"op": "failed", "id": spawn_id, "error": f"fork: {exc}"})
             return
