@@ -38,6 +38,11 @@ SETUP_FAILED = 125  # exit code of a child whose setup failed (the launcher repo
 NOFILE_LIMIT = 1024  # Lambda's open-files limit
 DEFAULT_EPHEMERAL_MB = 512  # the /tmp a spare mounts ahead (Lambda's default EphemeralStorage)
 SPARE_NAME = "lamina-spare"  # a parked spare's process name
+# The template and every environment run as SCHED_BATCH: a process they wake (the server's
+# reply, a spawn request) does not preempt the server on its CPU. CFS gives a woken sleeper
+# precedence; in a burst of cold starts that let each woken child interrupt the server, the
+# one process every cold start waits for.
+RUN_POLICY = os.SCHED_BATCH
 ENTRY_NAME = os.path.basename(sys.executable)[:15] or "python"  # a Python environment's, as exec'd
 _keep_alive: list[Any] = []
 
@@ -191,9 +196,10 @@ def idle_priority() -> None:
 
 
 def normal_priority() -> None:
-    """Back to the ordinary policy (the launcher did it already where it could)."""
+    """Back to the environments' policy, ``RUN_POLICY`` (the launcher did it already where it
+    could)."""
     with contextlib.suppress(OSError):
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        os.sched_setscheduler(0, RUN_POLICY, os.sched_param(0))
 
 
 def prepare_spare(ctx: TemplateContext, slot: str | None) -> dict[str, Any]:

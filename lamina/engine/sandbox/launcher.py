@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import lamina
-from lamina.engine.sandbox import cgroups, netrelay, protocol, rootfs, seccomp, userns
+from lamina.engine.sandbox import cgroups, child, netrelay, protocol, rootfs, seccomp, userns
 from lamina.engine.sandbox import snapshot as snapshots
 from lamina.engine.sandbox.api import ExecEntry, SandboxSpec, SpawnFailed
 from lamina.engine.sandbox.environment import Environment
@@ -111,6 +111,7 @@ class _ForkLauncher:
             "raw_fork": True,
             "early_join": True,
             "ready_image": True,
+            "run_policy": child.RUN_POLICY,
         }
         if self._preload is not None:
             config["preload"] = self._preload
@@ -138,8 +139,8 @@ class _ForkLauncher:
         payload = self._child_config(spec)  # may raise SpawnFailed: nothing allocated yet
         spares = self._spares
         if spares is not None:
-            spares.schedule()  # no refill while spawns keep coming
             env = await self._spawn_on_spare(supervisor, spares, spec, payload)
+            spares.schedule(missed=env is None)  # no refill while spawns keep coming
             if env is not None:
                 return env
         slot = self._acquire_slot(spec)

@@ -11,9 +11,9 @@ Spares are made again when no spawn has come for ``delay`` seconds, a few at a t
 their work ahead at ``SCHED_IDLE`` (only on a CPU nothing else wants): a refill must not take
 the cores from environments that are starting or running (2 cores here). A spare says when it
 is done ("parked", with its pid attached by the kernel); only parked spares are handed out,
-after being given the ordinary scheduling policy back. A spare that dies unused (the template
-restarted, its set-up failed) makes the next refill wait longer, up to ``_MAX_DELAY``, so a
-broken host does not fork in a loop.
+given the environments' scheduling policy first (``child.RUN_POLICY``). A spare that dies
+unused (the template restarted, its set-up failed) makes the next refill wait longer, up to
+``_MAX_DELAY``, so a broken host does not fork in a loop.
 
 Each spare is represented from its request on by the ``sandbox.environment.Environment`` a
 spawn will hand out, which owns its slot and hears of its end like any environment's.
@@ -30,10 +30,12 @@ from collections.abc import Callable
 
 from lamina.engine.sandbox import protocol
 from lamina.engine.sandbox.cgroups import CgroupPool, Slot
+from lamina.engine.sandbox.child import RUN_POLICY
 from lamina.engine.sandbox.environment import Environment
 from lamina.engine.sandbox.supervisor import TemplateSupervisor
 
 DELAY = 0.01
+BURST_PAUSE = 0.1
 _MAX_DELAY = 2.0
 _IN_FLIGHT = 4
 
@@ -73,10 +75,10 @@ class Spare:
         return True
 
     def wake(self) -> None:
-        """Give the spare the ordinary scheduling policy back (it parked at SCHED_IDLE)."""
+        """Give the spare the environments' scheduling policy (it parked at SCHED_IDLE)."""
         if self.pid > 0:
             with contextlib.suppress(OSError):
-                os.sched_setscheduler(self.pid, os.SCHED_OTHER, os.sched_param(0))
+                os.sched_setscheduler(self.pid, RUN_POLICY, os.sched_param(0))
 
     def close(self) -> None:
         if self.sock is not None:
@@ -123,13 +125,16 @@ class SparePool:
         """A spawn went well: spares are worth making at the normal pace again."""
         self._delay = self._base_delay
 
-    def schedule(self) -> None:
-        """(Re)arm the refill: it runs once no spawn has come for the delay."""
+    def schedule(self, missed: bool = False) -> None:
+        """(Re)arm the refill: it runs once no spawn has come for the delay, or for
+        ``BURST_PAUSE`` after a spawn that found no spare (``missed``): in a burst, a spare
+        made now would cost the same fork as the spawns it competes with, and more besides."""
         if self._closed or self.target <= 0:
             return
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(self._delay, self.fill)
+        delay = max(self._delay, BURST_PAUSE) if missed else self._delay
+        self._timer = asyncio.get_running_loop().call_later(delay, self.fill)
 
     def fill(self) -> None:
         """Ask the template for spares until ``target`` are ready or on their way, at most

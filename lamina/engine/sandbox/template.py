@@ -85,6 +85,9 @@ class Template:
         if os.getppid() != config["parent_pid"]:
             os._exit(0)  # the server died before we could ask to die with it
         linux.set_name("lamina-template")
+        if config.get("run_policy") is not None:  # children inherit it (child.RUN_POLICY)
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(0, config["run_policy"], os.sched_param(0))
         null = os.open(os.devnull, os.O_RDWR)
         os.dup2(null, 0)
         os.dup2(null, 1)
