@@ -86,11 +86,14 @@ def test_rehearse_leaves_nothing_behind() -> None:
         sys.path.insert(0, {str(PYTHON_BOOTSTRAP.parent)!r})
         import lamina_bootstrap
         lamina_bootstrap.prepare_template()
-        before = (set(sys.modules), dict(os.environ), list(logging.getLogger().handlers),
-                  len(os.listdir("/proc/self/fd")))
+        def state():
+            return (set(sys.modules), dict(os.environ), list(logging.getLogger().handlers),
+                    len(os.listdir("/proc/self/fd")), list(sys.path),
+                    set(sys.path_importer_cache),
+                    [n for n in os.listdir("/tmp") if "lamina-rehearsal" in n])
+        before = state()
         lamina_bootstrap.rehearse()
-        after = (set(sys.modules), dict(os.environ), list(logging.getLogger().handlers),
-                 len(os.listdir("/proc/self/fd")))
+        after = state()
         assert before == after, (before, after)
         print("ok")
     """)

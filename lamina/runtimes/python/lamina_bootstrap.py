@@ -884,7 +884,7 @@ def prepare_template(rounds: int = 16) -> None:
             sys.path.remove(here)
     _setup_logging("Text", "")
     for _ in range(rounds):
-        rehearse()
+        rehearse(imports=False)
 
 
 # The rehearsal's fake Runtime API answers: one event, then the 202 of its response post.
@@ -905,16 +905,19 @@ def _rehearsal_handler(event: Any, context: LambdaContext) -> Any:
     return {"ok": bool(event), "left": context.get_remaining_time_in_millis() > 0}
 
 
-def rehearse() -> None:
-    """Run the invoke loop once against a local socket pair and a do-nothing handler.
+def rehearse(imports: bool = True) -> None:
+    """Run the invoke loop once against a local socket pair and a do-nothing handler, and
+    (``imports``) import a throwaway handler module from a fresh directory in ``/tmp``.
 
     A process forked from a template shares every page with it; the first write to a page
     copies it, and the first run of a code path writes many (reference counts, the type
     attribute cache, specialised bytecode). Spares (processes forked ahead of demand) call
-    this while they wait, so that an environment's first invocation finds those pages
-    already its own. It leaves nothing behind: no module, no environment variable, no
-    handler; :func:`main` sets up everything it uses afresh.
+    this while they wait, so that an environment's handler import and first invocation find
+    those pages already their own. It leaves nothing behind: no module, no file, no
+    environment variable, no handler; :func:`main` sets up everything it uses afresh.
     """
+    if imports:
+        _rehearse_import()
     trace = os.environ.get("_X_AMZN_TRACE_ID")
     ours, theirs = socket.socketpair()
     try:
@@ -934,6 +937,40 @@ def rehearse() -> None:
             os.environ.pop("_X_AMZN_TRACE_ID", None)
         else:
             os.environ["_X_AMZN_TRACE_ID"] = trace
+
+
+def _rehearse_import() -> None:
+    """Import a handler the way :func:`main` does (a new path entry, its finder, the source
+    read and compiled, the bytecode cache tried), from a directory made and removed here.
+    Skipped where ``/tmp`` is not writable (the template's read-only root)."""
+    token = os.urandom(6).hex()
+    directory = f"/tmp/.lamina-rehearsal-{token}"
+    try:
+        os.mkdir(directory, 0o700)
+    except OSError:
+        return
+    name = f"_lamina_rehearsal_{token}"
+    source = os.path.join(directory, name + ".py")
+    cache = os.path.join(directory, "__pycache__")
+    try:
+        with open(source, "w") as f:
+            f.write("def handler(event, context):\n    return event\n")
+        sys.path.insert(0, directory)
+        _load_handler(name + ".handler")
+    except OSError:
+        pass
+    finally:
+        if directory in sys.path:
+            sys.path.remove(directory)
+        sys.path_importer_cache.pop(directory, None)
+        sys.modules.pop(name, None)
+        if os.path.isdir(cache):
+            for entry in os.listdir(cache):
+                os.unlink(os.path.join(cache, entry))
+            os.rmdir(cache)
+        if os.path.exists(source):
+            os.unlink(source)
+        os.rmdir(directory)
 
 
 # -------------------------------------------------------------------------- main
