@@ -165,7 +165,8 @@ class Slot:
 
     def configure(self, memory_mb: int, pids_max: int, reset_peak: bool = True) -> None:
         """Set the limits for the next environment and reset the peak counter (unless not
-        ``reset_peak``: a slot set up ahead, off the spawn path, with the limits expected).
+        ``reset_peak``: the launcher's pool resets it when a slot is released, and presets
+        the limits of new slots ahead, off the spawn path).
 
         v1 refuses ``memory.limit_in_bytes`` above ``memory.memsw.limit_in_bytes`` (and memsw
         below memory), so the pair is written in the order that keeps memsw >= memory.
@@ -183,14 +184,12 @@ class Slot:
                     if self._has_memsw:
                         self._set(mem_dir, "memory.memsw.limit_in_bytes", limit)
                 self._limits["memory"] = limit
-            if reset_peak:
-                _write(self._peak_path, "0")
         else:
             self._set(mem_dir, "memory.max", limit)
             if self._has_swap_max:
                 self._set(mem_dir, "memory.swap.max", "0")
-            if reset_peak:
-                self._reset_peak_v2(mem_dir)
+        if reset_peak:
+            self.reset_peak()
         self._set(self._dirs[self._pids], "pids.max", str(pids_max))
         if self._cpu is not None:
             if self._cpu.version == 1:
@@ -205,11 +204,16 @@ class Slot:
             _write(directory / name, value)
             self._limits[name] = value
 
-    def _reset_peak_v2(self, mem_dir: Path) -> None:
+    def reset_peak(self) -> None:
+        """Start the peak counter (Max Memory Used) again from the current usage."""
+        if self._memory.version == 1:
+            _write(self._peak_path, "0")
+            return
         # memory.peak resets per open file: keep the descriptor we reset through and read it.
         try:
             if self._peak_fd is None:
-                self._peak_fd = os.open(mem_dir / "memory.peak", os.O_RDWR | os.O_CLOEXEC)
+                self._peak_fd = os.open(self._dirs[self._memory] / "memory.peak",
+                                        os.O_RDWR | os.O_CLOEXEC)
             os.write(self._peak_fd, b"reset\n")
         except OSError:
             pass  # kernels before 6.12: the peak counts from the slot's creation
@@ -348,9 +352,15 @@ class CgroupPool:
         return self._free.pop() if self._free else self._make_slot()
 
     def release(self, slot: Slot) -> bool:
-        """Return ``slot`` to the pool if nothing runs in it; False means: try again later."""
+        """Return ``slot`` to the pool if nothing runs in it; False means: try again later.
+
+        Its peak counter is reset here, as it leaves an environment, rather than when the
+        next one takes it: a cgroup write less on the spawn path (a new slot starts at 0).
+        """
         if not slot.is_empty():
             return False
+        with contextlib.suppress(OSError):
+            slot.reset_peak()
         self._free.append(slot)
         return True
 

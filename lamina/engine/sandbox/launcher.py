@@ -413,7 +413,7 @@ class NamespaceLauncher(_ForkLauncher):
         for attempt in (1, 2):
             slot = self._spare_slot()
             try:
-                slot.configure(spec.memory_mb, spec.pids_max)
+                slot.configure(spec.memory_mb, spec.pids_max, reset_peak=False)  # see release
                 break
             except OSError as exc:
                 # E.g. EBUSY: a lower memory limit than what is still charged to this slot.
@@ -436,7 +436,9 @@ class NamespaceLauncher(_ForkLauncher):
     def _configure_slot(self, slot: cgroups.Slot, spec: SandboxSpec) -> None:
         self._limits = (spec.memory_mb, spec.pids_max)
         try:
-            slot.configure(spec.memory_mb, spec.pids_max)
+            # The pool reset the peak when the slot was last released (cgroups.release): a
+            # spare's own set-up since then counts, as an environment's start would.
+            slot.configure(spec.memory_mb, spec.pids_max, reset_peak=False)
         except OSError as exc:
             raise SpawnFailed(f"cannot set cgroup limits: {exc}") from exc
 
