@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -89,14 +90,31 @@ class Lamina:
                             Code={"ZipFile": package}, **config)
         wait_settled(lam, name)
 
-    def signed(self, path: str, body: bytes = b"{}") -> dict[str, str]:
-        """Headers of a signed POST, valid for the 5 minutes of allowed skew."""
+    def signed(self, path: str, body: bytes = b"{}", method: str = "POST") -> dict[str, str]:
+        """Headers of a signed request, valid for the 5 minutes of allowed skew."""
         key, secret = self.credentials()
-        request = botocore.awsrequest.AWSRequest(method="POST", url=self.endpoint + path,
+        request = botocore.awsrequest.AWSRequest(method=method, url=self.endpoint + path,
                                                  data=body)
         botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), "lambda",
                                 "us-east-1").add_auth(request)
         return dict(request.headers.items())
+
+    def stats(self) -> dict[str, Any]:
+        path = "/_lamina/stats"
+        request = urllib.request.Request(self.endpoint + path, method="GET",
+                                         headers=self.signed(path, b"", "GET"))
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return dict(json.loads(response.read()))
+
+    def settle(self, timeout: float = 60.0) -> None:
+        """Wait until the server has made its spares: a server that just started forks them
+        in the background, and a row measured meanwhile measures the start-up too."""
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = self.stats()
+            if stats["spares_parked"] >= stats["spares_target"] or time.monotonic() > deadline:
+                return
+            time.sleep(0.1)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -113,6 +131,7 @@ class Lamina:
 def lamina(**env: str) -> Iterator[Lamina]:
     server = Lamina(env=env).start()
     try:
+        server.settle()
         yield server
     finally:
         server.stop()

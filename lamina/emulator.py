@@ -96,7 +96,7 @@ async def _serve(args: argparse.Namespace) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="lamina-emulate-"))
     logs = _EchoLogs(scratch / "logs")
     launcher = UnsandboxedLauncher(code_root=target.code_dir.parent,
-                                   runtime_dir=RUNTIMES_DIR / "python")
+                                   runtime_dir=RUNTIMES_DIR / "python", spares=2)
     await launcher.start()
     context = EngineContext(launcher, logs, SessionRegistry(), "us-east-1", "012345678912",
                             f"http://{args.host}:{args.port}", sandboxed=False)

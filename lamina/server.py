@@ -66,11 +66,12 @@ SERVER_FILE = "server.json"
 def make_launcher(settings: Settings, code_root: Path, layers_root: Path) -> Launcher:
     from lamina.engine.sandbox.launcher import NamespaceLauncher, UnsandboxedLauncher
 
+    spares = None if settings.spares < 0 else settings.spares
     if settings.insecure_no_sandbox:
         return UnsandboxedLauncher(code_root=code_root, runtime_dir=RUNTIMES_DIR / "python",
-                                   layers_root=layers_root)
+                                   layers_root=layers_root, spares=spares)
     return NamespaceLauncher(code_root=code_root, runtime_dir=RUNTIMES_DIR / "python",
-                             layers_root=layers_root)
+                             layers_root=layers_root, spares=spares)
 
 
 def open_sealed_store(settings: Settings) -> tuple[SealedMetadataStore, SqlMetadataStore]:

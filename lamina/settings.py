@@ -59,6 +59,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("idle_timeout", 300.0,
             "Seconds an idle environment is kept warm before shutdown.", float),
     Setting("max_starting", 64, "Environments that may be initialising at the same time.", int),
+    Setting("spares", -1, "Processes forked and sandboxed ahead of demand, for bursts of cold "
+            "starts (-1: what a fortieth of memory holds at ~2.5 MB each, 2 to 256).", int),
     Setting("queue_wait_ms", 200,
             "How long a burst invoke may wait for a busy environment before a 429.", int),
     Setting("log_retention_days", 7, "Days function logs are kept.", int),
@@ -109,6 +111,7 @@ class Settings:
     min_unreserved_concurrency: int = 100
     idle_timeout: float = 300.0
     max_starting: int = 64
+    spares: int = -1
     queue_wait_ms: int = 200
     log_retention_days: int = 7
     log_max_bytes_per_function: int = 64 * 1024 * 1024

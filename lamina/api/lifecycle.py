@@ -14,7 +14,7 @@ import logging
 import uuid
 
 from lamina.api.code import ensure_unpacked
-from lamina.api.context import ApiContext
+from lamina.api.context import ApiContext, target_from_record
 from lamina.api.layers import ensure_opt
 from lamina.api.naming import LATEST
 from lamina.errors import ResourceConflict
@@ -71,9 +71,12 @@ async def settle(context: ApiContext, name: str) -> None:
                 with contextlib.suppress(NotFound, RevisionMismatch):
                     await context.db(context.store.replace_function,
                                      _settled(version, failure), version.revision_id)
-        await context.db(context.store.replace_function, _settled(record, failure),
-                         record.revision_id)
+        settled = _settled(record, failure)
+        await context.db(context.store.replace_function, settled, record.revision_id)
         context.forget(name, LATEST)
+        if failure is None:  # the first invoke after a change need not read it back
+            context.cache.put(settled, target_from_record(
+                settled, context.naming, context.code_root, context.layers_root))
     except (NotFound, RevisionMismatch):
         return  # deleted or changed meanwhile: whoever changed it settles it
     except Exception:

@@ -234,6 +234,7 @@ class Scheduler:
             "busy": sum(1 for env in envs if env.state is EnvState.BUSY),
             "starting": self._starting,
             "concurrent_executions": sum(self.in_use.values()),
+            **self.context.launcher.stats(),
         }
 
     async def close(self) -> None:

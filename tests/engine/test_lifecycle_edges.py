@@ -4,6 +4,7 @@ the account-wide concurrency limit."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -135,3 +136,14 @@ def test_stats_count_environments(server: LaminaProcess, lam: Any) -> None:
     document = stats(server)
     assert document["environments"] >= 1
     assert json.dumps(document)
+
+
+def test_stats_report_the_spares_made_ahead(server: LaminaProcess) -> None:
+    """The default pool: what a fortieth of memory holds, 2 to 256; all parked in time."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    expected = max(2, min(256, int(memory * 0.025 / (2.5 * 2**20))))
+    deadline = time.monotonic() + 60
+    while (current := stats(server))["spares_parked"] < expected:
+        assert time.monotonic() < deadline, current
+        time.sleep(0.2)
+    assert current["spares_target"] == expected

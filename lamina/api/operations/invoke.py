@@ -13,7 +13,7 @@ import binascii
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from lamina.api.context import ApiContext, target_from_record
 from lamina.api.layers import ensure_opt
@@ -54,11 +54,26 @@ async def resolve_target(context: ApiContext, name_param: str,
     cached = context.cache.get(ref.name, version)
     if cached is not None:
         return cached
+    key = (ref.name, version, ref.qualifier or "")
+    loads = context.cache.loads
+    load = loads.get(key)
+    if load is None:
+        load = loads[key] = asyncio.ensure_future(_load_target(context, ref.name, version,
+                                                               ref.qualifier))
+        load.add_done_callback(lambda done: loads.pop(key) if loads.get(key) is done else None)
+    # Shielded: a caller that goes away does not cancel the load the others wait for.
+    return cast(tuple[FunctionRecord, FunctionTarget], await asyncio.shield(load))
+
+
+async def _load_target(context: ApiContext, name: str, version: str,
+                       qualifier: str | None) -> tuple[FunctionRecord, FunctionTarget]:
+    """Read, wait out Pending, unpack the layers of and cache one function version."""
+    generation = context.cache.generation(name)
     deadline = time.monotonic() + PENDING_WAIT_S
     while True:
-        record = await context.db(context.store.get_function, ref.name, version)
+        record = await context.db(context.store.get_function, name, version)
         if record is None:
-            raise context.naming.not_found(ref.name, ref.qualifier)
+            raise context.naming.not_found(name, qualifier)
         state = record.config.get("State")
         if state == "Active":
             break
@@ -71,7 +86,7 @@ async def resolve_target(context: ApiContext, name_param: str,
         await asyncio.sleep(0.01)
     await ensure_opt(context.blobs, context.layers_root, record.config)
     target = target_from_record(record, context.naming, context.code_root, context.layers_root)
-    context.cache.put(record, target)
+    context.cache.put(record, target, generation)
     return record, target
 
 

@@ -141,6 +141,9 @@ class Launcher(Protocol):
     def unavailable_reason(self) -> str | None:
         """Why this host cannot sandbox (``None`` when it can); checked before ``start``."""
 
+    def stats(self) -> dict[str, int]:
+        """Counters for ``/_lamina/stats`` (spares parked and wanted)."""
+
     async def start(self) -> None: ...
 
     async def spawn(self, spec: SandboxSpec) -> SandboxProcess: ...

@@ -155,18 +155,29 @@ def _ready(ctx: TemplateContext) -> None:
 
 
 def wait_as_spare(ctx: TemplateContext, sock_fd: int, become: Become | None = None,
-                  prepare_slot: str | None = None, prepare: bool = False) -> NoReturn:
+                  prepare_slot: str | None = None, prepare: bool = False,
+                  warm: bool = True) -> NoReturn:
     """Park until a spawn request comes on ``sock_fd``, then become that environment
     (``become_from_request`` unless the template says otherwise).
 
     ``prepare``: a spare of the server's (see ``template.py``), which sets up ahead what does
     not depend on the function (``prepare_spare``; in cgroup slot ``prepare_slot``) and says
-    so in the request it hands on. Any spare warms the entry's code paths (``warm_spare``).
+    so in the request it hands on. ``warm``: it also warms the entry's code paths
+    (``warm_spare``), which makes its first invocation faster and its memory larger.
     """
-    prepared = prepare_spare(ctx, prepare_slot) if prepare else None
-    if ctx.warm_spare is not None:
+    prepared = prepare_spare(ctx) if prepare else None
+    if warm and ctx.warm_spare is not None:
         with contextlib.suppress(Exception):
             ctx.warm_spare()
+    if prepared is not None and prepare_slot is not None and not prepared.get("error"):
+        # Only now into its own slot: until here it worked in the spares' group, whose low
+        # CPU weight (cgroups.SPARES) keeps a refill of many spares from starving the
+        # environments (a slot's weight is an environment's, whatever the policy inside it).
+        try:
+            _join_cgroup(ctx, prepare_slot)
+            prepared["slot"] = prepare_slot
+        except OSError as exc:
+            prepared["error"] = f"join cgroup: {exc}"
     try:
         sock = socket.socket(fileno=sock_fd)
         sock.setblocking(True)
@@ -203,13 +214,13 @@ def normal_priority() -> None:
         os.sched_setscheduler(0, RUN_POLICY, os.sched_param(0))
 
 
-def prepare_spare(ctx: TemplateContext, slot: str | None) -> dict[str, Any]:
+def prepare_spare(ctx: TemplateContext) -> dict[str, Any]:
     """The steps of ``become_environment`` that do not depend on the function, done by a spare
-    while it waits, off the cold start (~0.5 ms of it here): join its cgroup slot (so that its
-    own memory is charged there from now on), unshare the mount, IPC and UTS namespaces, mount
-    a private ``/tmp`` and ``/dev/shm`` of the default size and ``/proc``, set the hostname,
-    start a session. Returns what was done, for ``become_environment``; a failure is kept
-    and reported by the spawn that gets this spare.
+    while it waits, off the cold start (~0.5 ms of it here): unshare the mount, IPC and UTS
+    namespaces, mount a private ``/tmp`` and ``/dev/shm`` of the default size and ``/proc``,
+    set the hostname, start a session (``wait_as_spare`` then joins its slot). Returns what
+    was done, for ``become_environment``; a failure is kept and reported by the spawn that
+    gets this spare.
     """
     done: dict[str, Any] = {"slot": None, "sandbox": False, **_entered}
     if done.get("error"):
@@ -217,9 +228,6 @@ def prepare_spare(ctx: TemplateContext, slot: str | None) -> dict[str, Any]:
     try:
         # Named before it joins a slot: a parked spare is no environment (``ps``, the bench).
         linux.set_name(SPARE_NAME)
-        if slot is not None and done["slot"] != slot:
-            _join_cgroup(ctx, slot)
-            done["slot"] = slot
         if ctx.sandboxed:
             linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS)
             _mount_private(DEFAULT_EPHEMERAL_MB)

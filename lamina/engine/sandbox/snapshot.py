@@ -231,7 +231,8 @@ async def make(launcher: _ForkLauncher, spec: SandboxSpec, timeout: float) -> Fo
     except SpawnFailed as exc:
         raise SnapshotFailed(PLATFORM_ERROR, str(exc)) from exc
     id_base = launcher._snapshot_ids.take() if launcher._sandboxed else None
-    payload.update(mode="snapshot", snapshot_ids=id_base, spares=launcher.spares, uid=None)
+    payload.update(mode="snapshot", snapshot_ids=id_base, spares=launcher.snapshot_spares,
+                   uid=None)
     outer = Environment(template, launcher._pool(), slot)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)

@@ -42,7 +42,7 @@ import tempfile
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from lamina.engine.sandbox import child, linux, protocol, rootfs
+from lamina.engine.sandbox import cgroups, child, linux, protocol, rootfs
 
 SPARE_DELAY_MS = 3
 PRELOAD = (
@@ -297,18 +297,18 @@ class Template:
         spawn id the launcher chose, so ``kill`` and ``exit`` work as for any child; the
         template keeps no end of its socket (the launcher's closing it ends the spare).
         """
-        spawn_id, slot = message["id"], message.get("slot")
+        spawn_id, slot, warm = message["id"], message.get("slot"), message.get("warm", True)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 
         def park() -> NoReturn:
             os.close(ours.detach())
             child.wait_as_spare(self._context(), theirs.detach(), self.become,
-                                prepare_slot=slot, prepare=True)
+                                prepare_slot=slot, prepare=True, warm=warm)
 
         # The launcher learns the spare's host pid from its "parked" message (``spares.py``).
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         try:
-            pid = self._fork(park, slot, idle=True)
+            pid = self._fork(park, cgroups.SPARES if slot is not None else None, idle=True)
         except OSError as exc:
             protocol.send(self.ctl, {"op": "failed", "id": spawn_id, "error": f"fork: {exc}"})
             return

@@ -12,13 +12,14 @@ from typing import Any
 from conftest import BASE_ENV, Runner
 from test_sandbox_lifecycle import alive, in_instance, wait_until
 
+from lamina.engine.sandbox import cgroups
 from lamina.engine.sandbox.api import ExecEntry
 from lamina.engine.sandbox.launcher import NamespaceLauncher
 
 
 def parked(launcher: Any) -> int:
     """How many spares wait with their socket here (the launcher's pool)."""
-    return len(launcher._spares._ready)
+    return int(launcher._spares.parked())
 
 
 def spares_of(launcher: Any) -> list[int]:
@@ -99,3 +100,24 @@ def test_spares_wait_while_spawns_keep_coming(runner: Runner) -> None:
     results = runner.run(burst())
     assert all(status.code == 0 for status, _, _ in results)
     wait_parked(runner, launcher, 2)
+
+
+def test_spares_work_ahead_at_the_lowest_cpu_weight_and_park_in_their_slot(runner: Runner) -> None:
+    """A refill of many spares must not take CPU shares from environments: they prepare in the
+    instance's ``spares`` group (lowest weight) and join their own slot only once done."""
+    launcher = runner.launcher(NamespaceLauncher, spares=3)
+    wait_parked(runner, launcher, 3)
+    assert launcher.stats() == {"spares_parked": 3, "spares_target": 3}
+    dirs = launcher._cgroups.instance_dirs()
+    for hierarchy, directory in dirs.items():
+        if "cpu" in hierarchy.controllers:
+            weight = "cpu.shares" if hierarchy.version == 1 else "cpu.weight"
+            assert (directory / cgroups.SPARES / weight).read_text().strip() in ("2", "1")
+    for pid in spares_of(launcher):
+        with open(f"/proc/{pid}/cgroup") as f:
+            paths = [line.rsplit(":", 1)[1].strip() for line in f
+                     if launcher._cgroups.instance_id in line]
+        assert paths and all(not path.endswith("/" + cgroups.SPARES) for path in paths), paths
+    for directory in dirs.values():  # nobody is left in the spares' group once parked
+        procs = directory / cgroups.SPARES / "cgroup.procs"
+        assert procs.read_text().split() == []
