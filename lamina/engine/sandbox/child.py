@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import gc
 import importlib
 import json
 import os
@@ -169,6 +170,9 @@ def wait_as_spare(ctx: TemplateContext, sock_fd: int, become: Become | None = No
     if warm and ctx.warm_spare is not None:
         with contextlib.suppress(Exception):
             ctx.warm_spare()
+        # The rehearsal's garbage (cycles of its objects) is collected now rather than by
+        # the environment's first collection, which a cold start would then wait for.
+        gc.collect()
     if prepared is not None and prepare_slot is not None and not prepared.get("error"):
         # Only now into its own slot: until here it worked in the spares' group, whose low
         # CPU weight (cgroups.SPARES) keeps a refill of many spares from starving the

@@ -54,7 +54,7 @@ def default_spares() -> int:
     They are what makes a burst of cold starts fast: a spare has been forked, has its cgroup
     slot, namespaces and mounts, and has rehearsed the bootstrap before the burst comes, so the
     burst pays only for each function's own set-up. 200 parallel cold starts took ~1.7 s with
-    2 spares and ~1.45-1.55 s with 200 here (SPECIFICATION row 6). They take memory only:
+    2 spares and ~1.3-1.45 s with 240 here (SPECIFICATION row 6). They take memory only:
     their work ahead runs at ``SCHED_IDLE``.
     """
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

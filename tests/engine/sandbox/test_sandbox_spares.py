@@ -121,3 +121,22 @@ def test_spares_work_ahead_at_the_lowest_cpu_weight_and_park_in_their_slot(runne
     for directory in dirs.values():  # nobody is left in the spares' group once parked
         procs = directory / cgroups.SPARES / "cgroup.procs"
         assert procs.read_text().split() == []
+
+
+def test_the_templates_import_rehearsal_leaves_nothing_behind() -> None:
+    """``rehearse_imports`` runs in every template before it forks: no module, path entry,
+    finder or directory of it may reach a function."""
+    import sys
+    import tempfile
+
+    from lamina.engine.sandbox.template import rehearse_imports
+
+    before = (set(sys.modules), list(sys.path), set(sys.path_importer_cache),
+              set(os.listdir(tempfile.gettempdir())))
+    rehearse_imports(3)
+    after = (set(sys.modules), list(sys.path), set(sys.path_importer_cache),
+             set(os.listdir(tempfile.gettempdir())))
+    assert not {m for m in after[0] - before[0] if "rehearsal" in m}
+    assert after[1] == before[1]
+    assert not {p for p in after[2] - before[2] if "rehearsal" in p}
+    assert not {d for d in after[3] - before[3] if "rehearsal" in d}
