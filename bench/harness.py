@@ -107,14 +107,16 @@ class Lamina:
             return dict(json.loads(response.read()))
 
     def settle(self, timeout: float = 60.0) -> None:
-        """Wait until the server has made its spares: a server that just started forks them
-        in the background, and a row measured meanwhile measures the start-up too."""
+        """Wait until the server has made its spares (and, half a second more, the cgroup
+        slots that follow them): a server that just started, or just handed spares out, makes
+        them anew in the background, and a row measured meanwhile measures that too."""
         deadline = time.monotonic() + timeout
         while True:
             stats = self.stats()
             if stats["spares_parked"] >= stats["spares_target"] or time.monotonic() > deadline:
-                return
+                break
             time.sleep(0.1)
+        time.sleep(0.5)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -100,8 +100,10 @@ def warm(server: Lamina, options: Options) -> list[Row]:
     headers = server.signed(path)
     run = {"method": "POST", "path": path, "body": "{}", "headers": headers}
     wrk(url, connections=1, threads=1, seconds=1, **run)  # warm up
+    server.settle()
     seq = wrk(url, connections=1, threads=1, seconds=options.seconds, **run)
     wrk(url, connections=32, threads=2, seconds=1, **run)  # 32 environments up
+    server.settle()  # and the spares they took made again
     par = wrk(url, connections=32, threads=2, seconds=options.seconds, cpu_pid=server.pid, **run)
     ric_dir = str(awslambdaric_dir())
     with baseline("echo") as port:
