@@ -208,7 +208,12 @@ def cpu_seconds(pid: int) -> float:
 
 
 def pss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+    """A process's proportional set size; 0 for one that has ended meanwhile."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
         if line.startswith("Pss:"):
             return int(line.split()[1])
     return 0
