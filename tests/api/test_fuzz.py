@@ -156,8 +156,9 @@ def _zip(entries: list[tuple[str, bytes]], stored: bool) -> bytes:
             buffer, "w", zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED) as archive:
         warnings.simplefilter("ignore")  # duplicate names are part of the point
         for name, data in entries:
-            # zipfile itself cannot write a name that is empty once its slashes are gone
-            archive.writestr(name if name.strip("/") else "x", data)
+            # zipfile itself cannot write a name that is empty once it is cut at a NUL (as
+            # zipfile cuts it) and its slashes are gone
+            archive.writestr(name if name.split("\x00", 1)[0].strip("/") else "x", data)
     return buffer.getvalue()
 
 
