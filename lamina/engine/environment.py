@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Protocol
 from lamina.engine.api import FunctionTarget, InvokeRequest, InvokeResult
 from lamina.engine.extensions import PREFIX as EXTENSIONS_PREFIX
 from lamina.engine.extensions import SHUTDOWN_GRACE_S, ExtensionsHost
+from lamina.engine.output import OutputLines
 from lamina.engine.platform_logs import PlatformLines, Report
 from lamina.engine.sandbox.api import (
     ExitStatus,
@@ -56,7 +57,6 @@ log = logging.getLogger(__name__)
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024
 INIT_TIMEOUT_S = 10.0
 TAIL_BYTES = 4096
-MAX_LINE_BYTES = 256 * 1024
 READ_BUDGET_BYTES = 1024 * 1024  # per loop turn, so a flooding function cannot starve others
 
 _PREFIX = "/2018-06-01/runtime/"
@@ -182,7 +182,7 @@ class Environment:
         self._parked: Pending | None = None
         self._server: HttpServer | None = None
         self._out_fd = -1
-        self._partial = b""
+        self._output = OutputLines(self._log)
         self._started_at = 0.0
         self._init_timer: asyncio.TimerHandle | None = None
         self._init_reported = False
@@ -282,7 +282,7 @@ class Environment:
         self._parked = None
         if self._out_fd >= 0:
             self._read_output()
-            self._flush_partial()
+            self._output.flush()
             self._loop.remove_reader(self._out_fd)
             os.close(self._out_fd)
             self._out_fd = -1
@@ -701,26 +701,11 @@ class Environment:
             except OSError:
                 data = b""
             if not data:
-                self._flush_partial()
+                self._output.flush()
                 self._loop.remove_reader(self._out_fd)
                 return
             budget -= len(data)
-            self._consume(data)
-
-    def _consume(self, data: bytes) -> None:
-        buffer = self._partial + data if self._partial else data
-        *lines, rest = buffer.split(b"\n")
-        for line in lines:
-            self._log(line.decode("utf-8", "replace"))
-        if len(rest) > MAX_LINE_BYTES:
-            self._log(rest.decode("utf-8", "replace"))
-            rest = b""
-        self._partial = rest
-
-    def _flush_partial(self) -> None:
-        if self._partial:
-            partial, self._partial = self._partial, b""
-            self._log(partial.decode("utf-8", "replace"))
+            self._output.feed(data)
 
 
 def _runtime_listener() -> tuple[socket.socket, int]:

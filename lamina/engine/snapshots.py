@@ -27,6 +27,7 @@ from typing import Any
 
 from lamina.engine.api import FunctionTarget, SnapshotInitFailed
 from lamina.engine.context import EngineContext
+from lamina.engine.output import OutputLines
 from lamina.engine.platform_logs import PlatformLines
 from lamina.engine.sandbox.api import (
     SandboxProcess,
@@ -40,7 +41,6 @@ from lamina.engine.sandbox.snapshot import describe_failure
 log = logging.getLogger(__name__)
 
 INIT_TIMEOUT_S = 10.0
-MAX_LINE_BYTES = 256 * 1024
 
 
 class SnapshotKeeper:
@@ -122,7 +122,7 @@ class _SnapshotRun:
         self._lines = PlatformLines(target.runtime, target.function_arn,
                                     target.log_format == "JSON", target.system_log_level)
         self._out_fd = -1
-        self._partial = b""
+        self._output = OutputLines(self._log)
         self._loop = asyncio.get_running_loop()
 
     async def start(self) -> Snapshot:
@@ -155,7 +155,7 @@ class _SnapshotRun:
     def close(self) -> None:
         if self._out_fd >= 0:
             self._read()
-            self._flush_partial()
+            self._output.flush()
             self._loop.remove_reader(self._out_fd)
             os.close(self._out_fd)
             self._out_fd = -1
@@ -176,22 +176,11 @@ class _SnapshotRun:
             except OSError:
                 data = b""
             if not data:
-                self._flush_partial()
+                self._output.flush()
                 with contextlib.suppress(ValueError):
                     self._loop.remove_reader(self._out_fd)
                 return
-            *lines, rest = (self._partial + data).split(b"\n")
-            for line in lines:
-                self._log(line.decode("utf-8", "replace"))
-            if len(rest) > MAX_LINE_BYTES:
-                self._log(rest.decode("utf-8", "replace"))
-                rest = b""
-            self._partial = rest
-
-    def _flush_partial(self) -> None:
-        if self._partial:
-            partial, self._partial = self._partial, b""
-            self._log(partial.decode("utf-8", "replace"))
+            self._output.feed(data)
 
 
 async def prepare(keeper: SnapshotKeeper) -> None:
