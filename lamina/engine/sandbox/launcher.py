@@ -167,18 +167,24 @@ class _ForkLauncher:
             if env is not None:
                 return env
         slot = self._acquire_slot(spec)
-        env = Environment(supervisor, self._pool(), slot)
         if slot is not None:
             payload["uid"] = slot.uid
+        return await self._fork_through(supervisor, Environment(supervisor, self._pool(), slot),
+                                        slot, payload, spec.output_fd)
+
+    async def _fork_through(self, supervisor: TemplateSupervisor, env: Environment,
+                            slot: cgroups.Slot | None, payload: dict[str, Any],
+                            output_fd: int) -> Environment:
+        """Have ``supervisor`` (the template, or a SnapStart snapshot) fork ``env``'s process
+        with ``payload``; the launcher tracks it from then on."""
         try:
             payload_fd = protocol.write_payload(payload)
         except OSError as exc:
             env.no_child()
             raise SpawnFailed(f"cannot write the spawn payload: {exc}") from exc
-        self._envs.add(env)
-        env.add_done_callback(lambda: self._envs.discard(env))
+        self._adopt(env)
         env.attach(*await supervisor.spawn(slot.name if slot else None, payload_fd,
-                                           spec.output_fd, env))
+                                           output_fd, env))
         return env
 
     async def _spawn_on_spare(self, supervisor: TemplateSupervisor, spares: SparePool,

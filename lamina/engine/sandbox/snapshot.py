@@ -245,8 +245,7 @@ async def make(launcher: _ForkLauncher, spec: SandboxSpec, timeout: float) -> Fo
         theirs.close()
         await _discard(launcher, supervisor, outer)
         raise SnapshotFailed(PLATFORM_ERROR, f"cannot write the spawn payload: {exc}") from exc
-    launcher._envs.add(outer)
-    outer.add_done_callback(lambda: launcher._envs.discard(outer))
+    launcher._adopt(outer)
     # The control socket travels after the output pipe, so there must be one.
     output_fd = spec.output_fd if spec.output_fd >= 0 else os.open(os.devnull, os.O_WRONLY)
     try:
@@ -337,16 +336,7 @@ async def _spawn_from(launcher: _ForkLauncher, supervisor: SnapshotSupervisor,
         slot = slots.acquire(spec)
         payload["uid"] = userns.FUNCTION_UID
     env = Environment(supervisor, slots, slot)  # type: ignore[arg-type]  # a pool to it
-    try:
-        payload_fd = protocol.write_payload(payload)
-    except OSError as exc:
-        env.no_child()
-        raise SpawnFailed(f"cannot write the spawn payload: {exc}") from exc
-    launcher._envs.add(env)
-    env.add_done_callback(lambda: launcher._envs.discard(env))
-    env.attach(*await supervisor.spawn(slot.name if slot else None, payload_fd,
-                                       spec.output_fd, env))
-    return env
+    return await launcher._fork_through(supervisor, env, slot, payload, spec.output_fd)
 
 
 def describe_failure(failure: SnapshotFailed) -> str:
