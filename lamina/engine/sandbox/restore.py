@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import sys
 from typing import Any, NoReturn
@@ -80,14 +79,7 @@ def become_restored(ctx: child.TemplateContext, message: dict[str, Any],
         #    before it left the host's user namespace; setting it again costs nothing).
         if config["uid"] is not None:
             step = "drop privileges"
-            uid = config["uid"]
-            os.setgroups([])
-            os.setresgid(uid, uid, uid)
-            os.setresuid(uid, uid, uid)
-            linux.set_no_new_privs()
-            linux.set_pdeathsig(signal.SIGKILL)  # a change of uid cleared it
-            if child._readable(ctx.template_pidfd):
-                os._exit(child.SETUP_FAILED)
+            child.drop_privileges(config["uid"], ctx.template_pidfd)
         os.close(ctx.template_pidfd)
         step = "environment"
         _update_environ(config["environ"])

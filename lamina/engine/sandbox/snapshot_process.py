@@ -101,13 +101,7 @@ def _leave_host_namespaces(ctx: child.TemplateContext, config: dict[str, Any],
     """Steps 2-6; returns (in G) the fd of G's pid namespace. S never returns from here."""
     host_id = int(config["snapshot_ids"])
     # 2. Host root no more. setresuid away from 0 clears every capability set.
-    os.setgroups([])
-    os.setresgid(host_id, host_id, host_id)
-    os.setresuid(host_id, host_id, host_id)
-    linux.set_no_new_privs()
-    linux.set_pdeathsig(signal.SIGKILL)  # cleared by the change of uid
-    if child._readable(ctx.template_pidfd):
-        os._exit(child.SETUP_FAILED)  # the template died meanwhile
+    child.drop_privileges(host_id, ctx.template_pidfd)
     # 3. Our own user namespace: we are its root, with no power over the host's.
     linux.unshare(userns.CLONE_NEWUSER)
     # 4. Its maps, written by the server (host root) for the pid it sees in the request.

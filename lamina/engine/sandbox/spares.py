@@ -37,11 +37,6 @@ from lamina.engine.sandbox.supervisor import TemplateSupervisor
 DELAY = 0.01
 BURST_PAUSE = 0.1
 FILL_PACE = 0.002
-# Spares warmed ahead (the bootstrap's rehearsal: ~2.5 MB each parked, measured) rather than
-# plain (~1.6 MB). All of them by default: a warmed spare's first invocation costs less CPU,
-# which in a burst of 200 cold starts was worth ~0.1 s (1.58 -> 1.47 s with 200 spares), and
-# an environment's pages are dirtied by its first invocation anyway.
-WARM = 256
 _MAX_DELAY = 2.0
 _IN_FLIGHT = 4
 
@@ -51,14 +46,12 @@ class Spare:
     once the template made it, the socket its request goes to; once it said it is parked
     (done with everything it does ahead), its host pid."""
 
-    __slots__ = ("env", "pid", "slot", "sock", "spawn_id", "taken", "warm")
+    __slots__ = ("env", "pid", "slot", "sock", "spawn_id", "taken")
 
-    def __init__(self, spawn_id: int, env: Environment, slot: Slot | None,
-                 warm: bool = True) -> None:
+    def __init__(self, spawn_id: int, env: Environment, slot: Slot | None) -> None:
         self.spawn_id = spawn_id
         self.env = env
         self.slot = slot
-        self.warm = warm
         self.sock: socket.socket | None = None
         self.pid = 0
         self.taken = False
@@ -98,14 +91,13 @@ class Spare:
 
 
 class SparePool:
-    """Up to ``target`` spares for one launcher, the first ``warm`` of them warmed (see
-    ``child.wait_as_spare``); ``take`` hands out a parked warm one first, the oldest of its
-    kind. A spare moves from asked (the template is making it) to waiting (its socket is
+    """Up to ``target`` spares for one launcher; ``take`` hands out the oldest parked one.
+    A spare moves from asked (the template is making it) to waiting (its socket is
     here; the loop watches it for the "parked" message) to parked (ready to hand out)."""
 
     def __init__(self, supervisor: TemplateSupervisor, cgroups: CgroupPool | None,
                  acquire_slot: Callable[[], Slot | None], adopt: Callable[[Environment], None],
-                 target: int, warm: int = WARM, delay: float = DELAY) -> None:
+                 target: int, delay: float = DELAY) -> None:
         """``acquire_slot``: an unconfigured cgroup slot (or ``None`` unsandboxed); ``adopt``:
         the launcher tracks the spare's process from its request on (``close`` kills it)."""
         self._supervisor = supervisor
@@ -113,37 +105,34 @@ class SparePool:
         self._acquire_slot = acquire_slot
         self._adopt = adopt
         self.target = target
-        self.warm = min(warm, target)
         self._base_delay = delay
         self._delay = delay
         self._asked: dict[int, Spare] = {}
         self._waiting: dict[int, Spare] = {}
-        self._parked: dict[bool, collections.deque[Spare]] = {
-            True: collections.deque(), False: collections.deque()}
+        self._parked: collections.deque[Spare] = collections.deque()
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._loop = asyncio.get_running_loop()
 
     def __len__(self) -> int:
-        return len(self._asked) + len(self._waiting) + sum(map(len, self._parked.values()))
+        return len(self._asked) + len(self._waiting) + len(self._parked)
 
     def parked(self) -> int:
         """How many spares can be handed out now."""
-        return sum(map(len, self._parked.values()))
+        return len(self._parked)
 
     def take(self) -> Spare | None:
-        """The oldest parked spare, warm ones first, no longer in the pool (the caller spawns
-        on it or kills it), already woken (``Spare.wake``); ``None`` if none is parked."""
-        for warm in (True, False):
-            queue = self._parked[warm]
-            while queue:
-                spare = queue.popleft()
-                if spare.env.done:
-                    spare.close()
-                    continue
-                spare.taken = True
-                spare.wake()
-                return spare
+        """The oldest parked spare, no longer in the pool (the caller spawns on it or kills
+        it), already woken (``Spare.wake``); ``None`` if none is parked."""
+        queue = self._parked
+        while queue:
+            spare = queue.popleft()
+            if spare.env.done:
+                spare.close()
+                continue
+            spare.taken = True
+            spare.wake()
+            return spare
         return None
 
     def used(self) -> None:
@@ -180,13 +169,11 @@ class SparePool:
         for spare in self._waiting.values():
             if spare.sock is not None:
                 self._loop.remove_reader(spare.sock.fileno())
-        for spare in [*self._asked.values(), *self._waiting.values(),
-                      *self._parked[True], *self._parked[False]]:
+        for spare in [*self._asked.values(), *self._waiting.values(), *self._parked]:
             spare.close()
         self._asked.clear()
         self._waiting.clear()
-        for queue in self._parked.values():
-            queue.clear()
+        self._parked.clear()
 
     def _arm(self, delay: float) -> None:
         if self._timer is not None:
@@ -195,12 +182,11 @@ class SparePool:
 
     def _ask(self) -> bool:
         """Request one spare of the template; False when there is no template right now."""
-        warm = sum(1 for s in self._spares() if s.warm) < self.warm
         slot = self._acquire_slot()
         env = Environment(self._supervisor, self._cgroups, slot)
-        spare = Spare(-1, env, slot, warm)
+        spare = Spare(-1, env, slot)
         spawn_id = self._supervisor.request_spare(slot.name if slot else None, env,
-                                                  self._made, warm)
+                                                  self._made)
         if spawn_id is None:  # try again later, and later still if it keeps failing
             env.no_child()
             self._delay = min(_MAX_DELAY, self._delay * 2)
@@ -212,10 +198,6 @@ class SparePool:
         self._adopt(env)
         env.add_done_callback(lambda spare=spare: self._gone(spare))
         return True
-
-    def _spares(self) -> list[Spare]:
-        return [*self._asked.values(), *self._waiting.values(), *self._parked[True],
-                *self._parked[False]]
 
     def _made(self, spawn_id: int, sock: socket.socket) -> None:
         spare = self._asked.pop(spawn_id, None)
@@ -234,7 +216,7 @@ class SparePool:
         if spare.sock is not None:
             self._loop.remove_reader(spare.sock.fileno())
         if state:
-            self._parked[spare.warm].append(spare)
+            self._parked.append(spare)
 
     def _gone(self, spare: Spare) -> None:
         """A spare's process ended (before any spawn took it over, unless ``taken``)."""
@@ -243,9 +225,8 @@ class SparePool:
         self._asked.pop(spare.spawn_id, None)
         if self._waiting.pop(spare.spawn_id, None) is not None and spare.sock is not None:
             self._loop.remove_reader(spare.sock.fileno())
-        for queue in self._parked.values():
-            with contextlib.suppress(ValueError):
-                queue.remove(spare)
+        with contextlib.suppress(ValueError):
+            self._parked.remove(spare)
         spare.close()
         if not self._closed:
             self._delay = min(_MAX_DELAY, self._delay * 2)

@@ -182,20 +182,19 @@ class TemplateSupervisor:
         finally:
             timer.cancel()
 
-    def request_spare(self, slot: str | None, owner: Owner, ready: SpareReady,
-                      warm: bool = True) -> int | None:
+    def request_spare(self, slot: str | None, owner: Owner, ready: SpareReady) -> int | None:
         """Ask the template for a spare: a child forked ahead of demand that sets up what
-        does not depend on the function (in cgroup ``slot``), warms the entry's code paths
-        (``warm``), then waits for its request on a socket of its own, which the template
-        hands to us (``ready(id, socket)``). ``owner`` hears how the child ends, as for
-        ``spawn``. ``None``: no template to ask now.
+        does not depend on the function (in cgroup ``slot``), warms the entry's code paths,
+        then waits for its request on a socket of its own, which the template hands to us
+        (``ready(id, socket)``). ``owner`` hears how the child ends, as for ``spawn``.
+        ``None``: no template to ask now.
         """
         if self._state != "ready":
             return None
         spawn_id = self._next_id = self._next_id + 1
         self._owners[spawn_id] = owner
         self._spare_waiters[spawn_id] = (owner, ready)
-        self._send({"op": "spare", "id": spawn_id, "slot": slot, "warm": warm})
+        self._send({"op": "spare", "id": spawn_id, "slot": slot})
         return spawn_id
 
     async def spawn_on_spare(self, spawn_id: int, sock: socket.socket, slot: str | None,

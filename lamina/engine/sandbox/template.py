@@ -334,13 +334,13 @@ class Template:
         spawn id the launcher chose, so ``kill`` and ``exit`` work as for any child; the
         template keeps no end of its socket (the launcher's closing it ends the spare).
         """
-        spawn_id, slot, warm = message["id"], message.get("slot"), message.get("warm", True)
+        spawn_id, slot = message["id"], message.get("slot")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 
         def park() -> NoReturn:
             os.close(ours.detach())
             child.wait_as_spare(self._context(), theirs.detach(), self.become,
-                                prepare_slot=slot, prepare=True, warm=warm)
+                                prepare_slot=slot, prepare=True)
 
         # The launcher learns the spare's host pid from its "parked" message (``spares.py``).
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
