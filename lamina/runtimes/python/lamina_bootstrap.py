@@ -790,13 +790,9 @@ def _load_handler(spec: str) -> tuple[Handler | None, ErrorResult | None]:
         )
 
 
-def _prepare_import_path(task_root: str) -> None:
-    """Put the task root first on ``sys.path`` and keep ``/var/runtime/python`` reachable.
-
-    Importing our ``snapshot_restore_py`` before any user code makes it the
-    module every later ``import snapshot_restore_py`` gets, even when the
-    function vendored AWS's copy.
-    """
+def _import_snapshot_hooks() -> str:
+    """Import our ``snapshot_restore_py`` from beside this file, unless it is imported
+    already; returns that directory."""
     here = os.path.dirname(_THIS_FILE)
     if "snapshot_restore_py" not in sys.modules:
         sys.path.insert(0, here)
@@ -806,6 +802,17 @@ def _prepare_import_path(task_root: str) -> None:
             pass
         finally:
             sys.path.remove(here)
+    return here
+
+
+def _prepare_import_path(task_root: str) -> None:
+    """Put the task root first on ``sys.path`` and keep ``/var/runtime/python`` reachable.
+
+    Importing our ``snapshot_restore_py`` before any user code makes it the
+    module every later ``import snapshot_restore_py`` gets, even when the
+    function vendored AWS's copy.
+    """
+    here = _import_snapshot_hooks()
     if here not in sys.path:
         sys.path.append(here)
     if not sys.path or sys.path[0] != task_root:
@@ -873,15 +880,7 @@ def prepare_template(rounds: int = 16) -> None:
       bytecode in place after a few calls, and code specialised in the template is not
       written (so not copied) by every environment's first invocations.
     """
-    here = os.path.dirname(_THIS_FILE)
-    if "snapshot_restore_py" not in sys.modules:
-        sys.path.insert(0, here)
-        try:
-            importlib.import_module("snapshot_restore_py")
-        except ImportError:
-            pass
-        finally:
-            sys.path.remove(here)
+    _import_snapshot_hooks()
     _setup_logging("Text", "")
     for _ in range(rounds):
         rehearse(imports=False)
