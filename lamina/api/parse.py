@@ -210,28 +210,36 @@ def _split_header_list(value: str) -> list[str]:
     return items
 
 
+def scalar_from_text(text: str, kind: str, timestamp: Callable[[str], Any]) -> Any:
+    """``text`` as a value of the model's scalar type ``kind`` (``timestamp`` parses the
+    protocol's timestamps); other types stay text. Raises ``ValueError`` (or ``TypeError``,
+    ``OverflowError``) when the text is not of that type: each protocol words its own error."""
+    if kind in ("integer", "long"):
+        return int(text)
+    if kind in ("double", "float"):
+        return float(text)
+    if kind == "boolean":
+        lowered = text.lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+        raise ValueError(text)
+    if kind == "timestamp":
+        return timestamp(text)
+    if kind == "blob":
+        return base64.b64decode(text, validate=True)
+    return text
+
+
 def _from_text(text: str, shape: Shape, location: str, name: str) -> Any:
     """A label, query or header value converted to ``shape``'s type."""
     kind = shape.type_name
     if kind == "string":
         return text
     try:
-        if kind in ("integer", "long"):
-            return int(text)
-        if kind in ("double", "float"):
-            return float(text)
-        if kind == "boolean":
-            lowered = text.lower()
-            if lowered in ("true", "false"):
-                return lowered == "true"
-            raise ValueError(text)
-        if kind == "timestamp":
-            return _parse_timestamp(text, timestamp_format(shape, location))
-        if kind == "blob":
-            return base64.b64decode(text, validate=True)
+        return scalar_from_text(text, kind, lambda value: _parse_timestamp(
+            value, timestamp_format(shape, location)))
     except (ValueError, TypeError, OverflowError, binascii.Error):
         raise _type_error(name, location, text, kind) from None
-    return text
 
 
 def _type_error(name: str, location: str, text: str, kind: str) -> ValidationError:

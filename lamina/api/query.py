@@ -27,6 +27,7 @@ from xml.sax.saxutils import escape
 from botocore.model import OperationModel, ServiceModel, Shape
 
 from lamina.api.model import service_model
+from lamina.api.parse import scalar_from_text
 from lamina.errors import (
     AccessDenied,
     IncompleteSignature,
@@ -192,22 +193,11 @@ def _value(shape: Shape, form: dict[str, str], key: str, prefixes: frozenset[str
 def _scalar(shape: Shape, text: str, key: str) -> Any:
     kind = shape.type_name
     try:
-        if kind in ("integer", "long"):
-            return int(text)
-        if kind in ("double", "float"):
-            return float(text)
-        if kind == "boolean":
-            if text.lower() not in ("true", "false"):
-                raise ValueError(text)
-            return text.lower() == "true"
-        if kind == "blob":
-            return base64.b64decode(text, validate=True)
-        if kind == "timestamp":
-            return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return scalar_from_text(text, kind, lambda value: datetime.datetime.fromisoformat(
+            value.replace("Z", "+00:00")))
     except ValueError:
         raise ValidationError(f"1 validation error detected: Value '{text}' at '{key}' failed "
                               f"to satisfy constraint: Member must be of type {kind}") from None
-    return text
 
 
 # -- serialising --------------------------------------------------------------------------------
