@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 from lamina.api.iam import IamServices
 from lamina.api.query import (
@@ -21,6 +22,24 @@ from lamina.store.api import LimitExceeded as StoreLimit
 from lamina.store.iam import ROLE, USER
 
 _KIND_WORD = {USER: "user", ROLE: "role"}
+T = TypeVar("T")
+
+
+async def stored(services: IamServices, about: tuple[str, ...], method: Callable[..., T],
+                 *args: Any) -> T:
+    """``method(*args)`` on the IAM store, off the loop; a refusal raised in IAM's words about
+    ``about`` = (kind, name[, detail]) (``refuse``)."""
+    try:
+        return await services.db(method, *args)
+    except StoreError as exc:
+        refuse(exc, *about)
+
+
+async def store_change(services: IamServices, about: tuple[str, ...],
+                       method: Callable[..., Any], *args: Any) -> None:
+    """``stored`` for a change: the IAM view is rebuilt before the caller answers."""
+    await stored(services, about, method, *args)
+    await services.changed()
 
 
 def checked_policy(document: str, kind: Kind = Kind.IDENTITY) -> Policy:

@@ -11,9 +11,8 @@ from typing import Any
 
 from lamina.api.iam import IamCall, iam_operation
 from lamina.api.iam import render as show
-from lamina.api.iam.common import caller_user, refuse, user_resource
+from lamina.api.iam.common import caller_user, store_change, stored, user_resource
 from lamina.identity import ids
-from lamina.store.api import StoreError
 from lamina.store.iam import USER, AccessKeyRecord
 
 
@@ -25,11 +24,7 @@ async def create_access_key(call: IamCall) -> dict[str, Any]:
     key_id, secret = ids.access_key_id(), ids.secret_access_key()
     record = AccessKeyRecord(key_id, record_user.name if record_user else user, "Active",
                              time.time(), services.directory.seal_secret(key_id, secret))
-    try:
-        await services.db(services.store.create_key, record)
-    except StoreError as exc:
-        refuse(exc, USER, user)
-    await services.changed()
+    await store_change(services, (USER, user), services.store.create_key, record)
     return {"AccessKey": {**show.access_key(record), "SecretAccessKey": secret}}
 
 
@@ -37,11 +32,7 @@ async def create_access_key(call: IamCall) -> dict[str, Any]:
 async def delete_access_key(call: IamCall) -> dict[str, Any]:
     services = call.services
     user, key_id = caller_user(call.params, call.identity), call.params["AccessKeyId"]
-    try:
-        await services.db(services.store.delete_key, user, key_id)
-    except StoreError as exc:
-        refuse(exc, USER, user, key_id)
-    await services.changed()
+    await store_change(services, (USER, user, key_id), services.store.delete_key, user, key_id)
     return {}
 
 
@@ -49,11 +40,8 @@ async def delete_access_key(call: IamCall) -> dict[str, Any]:
 async def update_access_key(call: IamCall) -> dict[str, Any]:
     services = call.services
     user, key_id = caller_user(call.params, call.identity), call.params["AccessKeyId"]
-    try:
-        await services.db(services.store.set_key_status, user, key_id, call.params["Status"])
-    except StoreError as exc:
-        refuse(exc, USER, user, key_id)
-    await services.changed()
+    await store_change(services, (USER, user, key_id), services.store.set_key_status, user,
+                       key_id, call.params["Status"])
     return {}
 
 
@@ -61,9 +49,6 @@ async def update_access_key(call: IamCall) -> dict[str, Any]:
 async def list_access_keys(call: IamCall) -> dict[str, Any]:
     services = call.services
     user = caller_user(call.params, call.identity)
-    try:
-        records = await services.db(services.store.list_keys, user)
-    except StoreError as exc:
-        refuse(exc, USER, user)
+    records = await stored(services, (USER, user), services.store.list_keys, user)
     items = [show.access_key(r) for r in records]
     return show.page(items, call.params, lambda k: k["AccessKeyId"], "AccessKeyMetadata")

@@ -7,8 +7,13 @@ from typing import Any
 
 from lamina.api.iam import IamCall, Resource, iam_operation
 from lamina.api.iam import render as show
-from lamina.api.iam.common import checked_policy, refuse, role_resource, user_resource
-from lamina.store.api import StoreError
+from lamina.api.iam.common import (
+    checked_policy,
+    role_resource,
+    store_change,
+    stored,
+    user_resource,
+)
 from lamina.store.iam import ROLE, USER
 
 
@@ -24,22 +29,16 @@ def _register(kind: str, word: str, resource: Resource) -> None:
         services, params = call.services, call.params
         owner = _owner(kind, params)
         checked_policy(params["PolicyDocument"])
-        try:
-            await services.db(services.store.put_inline, kind, owner, params["PolicyName"],
-                              params["PolicyDocument"])
-        except StoreError as exc:
-            refuse(exc, kind, owner)
-        await services.changed()
+        await store_change(services, (kind, owner), services.store.put_inline, kind, owner,
+                           params["PolicyName"], params["PolicyDocument"])
         return {}
 
     @iam_operation("iam", f"Get{word}Policy", resource)
     async def get(call: IamCall) -> dict[str, Any]:
         services, params = call.services, call.params
         owner, name = _owner(kind, params), params["PolicyName"]
-        try:
-            document = await services.db(services.store.get_inline, kind, owner, name)
-        except StoreError as exc:
-            refuse(exc, kind, owner, name)
+        document = await stored(services, (kind, owner, name), services.store.get_inline, kind,
+                                owner, name)
         return {owner_member: owner, "PolicyName": name,
                 "PolicyDocument": show.encoded(document)}
 
@@ -47,52 +46,36 @@ def _register(kind: str, word: str, resource: Resource) -> None:
     async def delete(call: IamCall) -> dict[str, Any]:
         services, params = call.services, call.params
         owner, name = _owner(kind, params), params["PolicyName"]
-        try:
-            await services.db(services.store.delete_inline, kind, owner, name)
-        except StoreError as exc:
-            refuse(exc, kind, owner, name)
-        await services.changed()
+        await store_change(services, (kind, owner, name), services.store.delete_inline, kind,
+                           owner, name)
         return {}
 
     @iam_operation("iam", f"List{word}Policies", resource)
     async def list_inline(call: IamCall) -> dict[str, Any]:
         services, owner = call.services, _owner(kind, call.params)
-        try:
-            names = await services.db(services.store.list_inline, kind, owner)
-        except StoreError as exc:
-            refuse(exc, kind, owner)
+        names = await stored(services, (kind, owner), services.store.list_inline, kind, owner)
         return show.page(names, call.params, lambda n: n, "PolicyNames")
 
     @iam_operation("iam", f"Attach{word}Policy", resource)
     async def attach(call: IamCall) -> dict[str, Any]:
         services, params = call.services, call.params
         owner, arn = _owner(kind, params), params["PolicyArn"]
-        try:
-            await services.db(services.store.attach, kind, owner, arn)
-        except StoreError as exc:
-            refuse(exc, kind, owner, arn)
-        await services.changed()
+        await store_change(services, (kind, owner, arn), services.store.attach, kind, owner, arn)
         return {}
 
     @iam_operation("iam", f"Detach{word}Policy", resource)
     async def detach(call: IamCall) -> dict[str, Any]:
         services, params = call.services, call.params
         owner, arn = _owner(kind, params), params["PolicyArn"]
-        try:
-            await services.db(services.store.detach, kind, owner, arn)
-        except StoreError as exc:
-            refuse(exc, kind, owner, arn)
-        await services.changed()
+        await store_change(services, (kind, owner, arn), services.store.detach, kind, owner, arn)
         return {}
 
     @iam_operation("iam", f"ListAttached{word}Policies", resource)
     async def list_attached(call: IamCall) -> dict[str, Any]:
         services, owner = call.services, _owner(kind, call.params)
         prefix = call.params.get("PathPrefix") or "/"
-        try:
-            attached = await services.db(services.store.list_attached, kind, owner)
-        except StoreError as exc:
-            refuse(exc, kind, owner)
+        attached = await stored(services, (kind, owner), services.store.list_attached, kind,
+                                owner)
         items = [{"PolicyName": name, "PolicyArn": arn} for name, arn in attached
                  if _policy_path(arn).startswith(prefix)]
         return show.page(items, call.params, lambda p: p["PolicyArn"], "AttachedPolicies")

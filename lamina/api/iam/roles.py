@@ -7,11 +7,10 @@ from typing import Any
 
 from lamina.api.iam import IamCall, IamServices, iam_operation
 from lamina.api.iam import render as show
-from lamina.api.iam.common import checked_policy, list_resource, refuse, role_resource
+from lamina.api.iam.common import checked_policy, list_resource, role_resource, store_change
 from lamina.api.query import MalformedPolicyDocument, NoSuchEntity
 from lamina.identity import ids
 from lamina.identity.policy import Kind, Policy
-from lamina.store.api import StoreError
 from lamina.store.iam import ROLE, RoleRecord
 
 
@@ -41,11 +40,7 @@ async def create_role(call: IamCall) -> dict[str, Any]:
                         document, params.get("Description") or "",
                         params.get("MaxSessionDuration") or 3600,
                         tuple((t["Key"], t["Value"]) for t in params.get("Tags") or ()))
-    try:
-        await services.db(services.store.create_role, record)
-    except StoreError as exc:
-        refuse(exc, ROLE, name)
-    await services.changed()
+    await store_change(services, (ROLE, name), services.store.create_role, record)
     return {"Role": show.role(record, services.arn("role", name, record.path))}
 
 
@@ -61,11 +56,7 @@ async def get_role(call: IamCall) -> dict[str, Any]:
 @iam_operation("iam", "DeleteRole", role_resource)
 async def delete_role(call: IamCall) -> dict[str, Any]:
     services, name = call.services, call.params["RoleName"]
-    try:
-        await services.db(services.store.delete_role, name)
-    except StoreError as exc:
-        refuse(exc, ROLE, name)
-    await services.changed()
+    await store_change(services, (ROLE, name), services.store.delete_role, name)
     return {}
 
 
@@ -74,11 +65,7 @@ async def update_assume_role_policy(call: IamCall) -> dict[str, Any]:
     services, name = call.services, call.params["RoleName"]
     document = call.params["PolicyDocument"]
     check_principals(services, checked_policy(document, Kind.TRUST))
-    try:
-        await services.db(services.store.update_trust_policy, name, document)
-    except StoreError as exc:
-        refuse(exc, ROLE, name)
-    await services.changed()
+    await store_change(services, (ROLE, name), services.store.update_trust_policy, name, document)
     return {}
 
 

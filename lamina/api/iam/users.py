@@ -7,10 +7,9 @@ from typing import Any
 
 from lamina.api.iam import IamCall, iam_operation
 from lamina.api.iam import render as show
-from lamina.api.iam.common import caller_user, list_resource, refuse, user_resource
+from lamina.api.iam.common import caller_user, list_resource, store_change, user_resource
 from lamina.api.query import NoSuchEntity
 from lamina.identity import ids
-from lamina.store.api import StoreError
 from lamina.store.iam import USER, UserRecord
 
 
@@ -20,11 +19,7 @@ async def create_user(call: IamCall) -> dict[str, Any]:
     name = params["UserName"]
     record = UserRecord(name, ids.unique_id("AIDA"), params.get("Path") or "/", time.time(),
                         tuple((t["Key"], t["Value"]) for t in params.get("Tags") or ()))
-    try:
-        await services.db(services.store.create_user, record)
-    except StoreError as exc:
-        refuse(exc, USER, name)
-    await services.changed()
+    await store_change(services, (USER, name), services.store.create_user, record)
     return {"User": show.user(record, services.arn("user", name, record.path))}
 
 
@@ -41,11 +36,7 @@ async def get_user(call: IamCall) -> dict[str, Any]:
 @iam_operation("iam", "DeleteUser", user_resource)
 async def delete_user(call: IamCall) -> dict[str, Any]:
     services, name = call.services, call.params["UserName"]
-    try:
-        await services.db(services.store.delete_user, name)
-    except StoreError as exc:
-        refuse(exc, USER, name)
-    await services.changed()
+    await store_change(services, (USER, name), services.store.delete_user, name)
     return {}
 
 
