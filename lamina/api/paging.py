@@ -27,3 +27,12 @@ def page(items: Sequence[T], key: Callable[[T], Any],
         items = items[keys.index(marker) + 1:]
     limit = params.get("MaxItems") or DEFAULT_MAX_ITEMS
     return list(items[:limit]), (str(key(items[limit - 1])) if len(items) > limit else None)
+
+
+def listing(member: str, items: list[Any], marker: str | None) -> dict[str, Any]:
+    """A List operation's output: ``items`` under ``member``, and ``NextMarker`` when
+    ``page`` left more."""
+    output: dict[str, Any] = {member: items}
+    if marker is not None:
+        output["NextMarker"] = marker
+    return output

@@ -16,7 +16,7 @@ from lamina.api.lifecycle import new_revision
 from lamina.api.naming import LATEST
 from lamina.api.operations import Call, operation
 from lamina.api.operations.functions import load
-from lamina.api.paging import page
+from lamina.api.paging import listing, page
 from lamina.api.qualifiers import alias_not_found
 from lamina.api.resource_policies import forget_qualifier_policy
 from lamina.api.versions import REVISION_MISMATCH
@@ -151,7 +151,4 @@ async def list_aliases(call: Call) -> dict[str, Any]:
     if version is not None:
         aliases = [a for a in aliases if version in a.versions()]
     items, marker = page(aliases, lambda a: a.name, params)
-    output: dict[str, Any] = {"Aliases": [describe_alias(context, a) for a in items]}
-    if marker is not None:
-        output["NextMarker"] = marker
-    return output
+    return listing("Aliases", [describe_alias(context, a) for a in items], marker)

@@ -19,7 +19,7 @@ from lamina.api.context import ApiContext
 from lamina.api.layers import layer_arn, layer_name, parse_version_arn, version_arn
 from lamina.api.lifecycle import new_revision
 from lamina.api.operations import Call, operation
-from lamina.api.paging import page
+from lamina.api.paging import listing, page
 from lamina.api.versions import REVISION_MISMATCH
 from lamina.errors import (
     InvalidParameterValue,
@@ -129,12 +129,9 @@ async def list_layers(call: Call) -> dict[str, Any]:
             latest[record.name] = record  # versions come newest first
     items, marker = page(sorted(latest.values(), key=lambda r: r.name), lambda r: r.name,
                          params)
-    output: dict[str, Any] = {"Layers": [
+    return listing("Layers", [
         {"LayerName": r.name, "LayerArn": layer_arn(context.naming, r.name),
-         "LatestMatchingVersion": _item(context, r)} for r in items]}
-    if marker is not None:
-        output["NextMarker"] = marker
-    return output
+         "LatestMatchingVersion": _item(context, r)} for r in items], marker)
 
 
 @operation("ListLayerVersions")
@@ -144,10 +141,7 @@ async def list_layer_versions(call: Call) -> dict[str, Any]:
     versions = [r for r in await context.db(catalog(context).layers.versions, name)
                 if _matches(r, params)]
     items, marker = page(versions, lambda r: r.version, params)
-    output: dict[str, Any] = {"LayerVersions": [_item(context, r) for r in items]}
-    if marker is not None:
-        output["NextMarker"] = marker
-    return output
+    return listing("LayerVersions", [_item(context, r) for r in items], marker)
 
 
 @operation("DeleteLayerVersion")

@@ -17,7 +17,7 @@ from lamina.api.context import ApiContext
 from lamina.api.naming import LATEST
 from lamina.api.operations import Call, operation
 from lamina.api.operations.functions import load
-from lamina.api.paging import page
+from lamina.api.paging import listing, page
 from lamina.errors import (
     InvalidParameterValue,
     ProvisionedConcurrencyConfigNotFound,
@@ -151,7 +151,4 @@ async def list_provisioned_concurrency_configs(call: Call) -> dict[str, Any]:
         item = _describe(context, config, await provisioning.versions_of(context, config))
         item["FunctionArn"] = context.naming.function_arn(config.function, config.qualifier)
         items.append(item)
-    output: dict[str, Any] = {"ProvisionedConcurrencyConfigs": items}
-    if marker is not None:
-        output["NextMarker"] = marker
-    return output
+    return listing("ProvisionedConcurrencyConfigs", items, marker)

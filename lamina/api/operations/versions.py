@@ -10,7 +10,7 @@ from lamina.api.configuration import describe
 from lamina.api.lifecycle import refuse_if_settling
 from lamina.api.operations import Call, operation
 from lamina.api.operations.functions import load
-from lamina.api.paging import page
+from lamina.api.paging import listing, page
 from lamina.api.snapstart_publish import prepare as prepare_snapshot
 from lamina.api.versions import REVISION_MISMATCH, publish
 from lamina.errors import InvalidParameterValue, PreconditionFailed
@@ -41,7 +41,4 @@ async def list_versions_by_function(call: Call) -> dict[str, Any]:
     latest = await load(context, params["FunctionName"], allow_qualifier=False)
     versions = await context.db(context.store.list_versions, latest.name)
     items, marker = page(versions, lambda v: v.version, params)
-    output: dict[str, Any] = {"Versions": [describe(v, context.naming) for v in items]}
-    if marker is not None:
-        output["NextMarker"] = marker
-    return output
+    return listing("Versions", [describe(v, context.naming) for v in items], marker)
