@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from lamina.api import snapstart
 from lamina.api.catalog import Catalog
@@ -77,6 +77,20 @@ class FunctionCache:
 
     def get(self, name: str, version: str) -> tuple[FunctionRecord, FunctionTarget] | None:
         return self._entries.get((name, version))
+
+    async def load_once(self, key: tuple[str, ...],
+                        load: Callable[[], Awaitable[tuple[FunctionRecord, FunctionTarget]]],
+                        ) -> tuple[FunctionRecord, FunctionTarget]:
+        """What ``load()`` gives, started only if no load of ``key`` (whose first item is the
+        function's name) is under way; every caller waits for the same one. Shielded: a
+        caller that goes away does not cancel the load the others wait for."""
+        loads = self.loads
+        future = loads.get(key)
+        if future is None:
+            future = loads[key] = asyncio.ensure_future(load())
+            future.add_done_callback(
+                lambda done: loads.pop(key) if loads.get(key) is done else None)
+        return cast(tuple[FunctionRecord, FunctionTarget], await asyncio.shield(future))
 
     def generation(self, name: str) -> int:
         """Changes whenever ``name`` is invalidated: taken before a load, given to ``put``."""

@@ -13,7 +13,7 @@ import binascii
 import json
 import logging
 import time
-from typing import Any, cast
+from typing import Any
 
 from lamina.api.context import ApiContext, target_from_record
 from lamina.api.layers import ensure_opt
@@ -54,15 +54,9 @@ async def resolve_target(context: ApiContext, name_param: str,
     cached = context.cache.get(ref.name, version)
     if cached is not None:
         return cached
-    key = (ref.name, version, ref.qualifier or "")
-    loads = context.cache.loads
-    load = loads.get(key)
-    if load is None:
-        load = loads[key] = asyncio.ensure_future(_load_target(context, ref.name, version,
-                                                               ref.qualifier))
-        load.add_done_callback(lambda done: loads.pop(key) if loads.get(key) is done else None)
-    # Shielded: a caller that goes away does not cancel the load the others wait for.
-    return cast(tuple[FunctionRecord, FunctionTarget], await asyncio.shield(load))
+    return await context.cache.load_once(
+        (ref.name, version, ref.qualifier or ""),
+        lambda: _load_target(context, ref.name, version, ref.qualifier))
 
 
 async def _load_target(context: ApiContext, name: str, version: str,
