@@ -692,20 +692,8 @@ class Environment:
     def _read_output(self) -> None:
         if self._out_fd < 0:
             return
-        budget = READ_BUDGET_BYTES
-        while budget > 0:
-            try:
-                data = os.read(self._out_fd, 65536)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if not data:
-                self._output.flush()
-                self._loop.remove_reader(self._out_fd)
-                return
-            budget -= len(data)
-            self._output.feed(data)
+        if self._output.read(self._out_fd, READ_BUDGET_BYTES):
+            self._loop.remove_reader(self._out_fd)
 
 
 def _runtime_listener() -> tuple[socket.socket, int]:

@@ -8,9 +8,11 @@ newlines cannot make the server hold its output without bound.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 MAX_LINE_BYTES = 256 * 1024
+_CHUNK = 65536
 
 
 class OutputLines:
@@ -21,6 +23,24 @@ class OutputLines:
     def __init__(self, emit: Callable[[str], None]) -> None:
         self._emit = emit
         self._partial = b""
+
+    def read(self, fd: int, budget: int) -> bool:
+        """Read what the non-blocking pipe ``fd`` holds, up to about ``budget`` bytes (so a
+        flooding process cannot hold the loop); True once it reached end of file (what was
+        left without a newline is then logged too)."""
+        while budget > 0:
+            try:
+                data = os.read(fd, _CHUNK)
+            except BlockingIOError:
+                return False
+            except OSError:
+                data = b""
+            if not data:
+                self.flush()
+                return True
+            budget -= len(data)
+            self.feed(data)
+        return False
 
     def feed(self, data: bytes) -> None:
         buffer = self._partial + data if self._partial else data

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 import time
 import uuid
 from collections.abc import Coroutine
@@ -168,19 +169,10 @@ class _SnapshotRun:
             self.context.logs.append(self.target.log_group, self.log_stream, line)
 
     def _read(self) -> None:
-        while self._out_fd >= 0:
-            try:
-                data = os.read(self._out_fd, 65536)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if not data:
-                self._output.flush()
-                with contextlib.suppress(ValueError):
-                    self._loop.remove_reader(self._out_fd)
-                return
-            self._output.feed(data)
+        # Read to the end each time, as before: only the snapshot's Init writes to this pipe.
+        if self._out_fd >= 0 and self._output.read(self._out_fd, sys.maxsize):
+            with contextlib.suppress(ValueError):
+                self._loop.remove_reader(self._out_fd)
 
 
 async def prepare(keeper: SnapshotKeeper) -> None:
