@@ -20,14 +20,14 @@ from lamina.api.layers import layer_arn, layer_name, parse_version_arn, version_
 from lamina.api.lifecycle import new_revision
 from lamina.api.operations import Call, operation
 from lamina.api.paging import listing, page
+from lamina.api.resource_policies import add_statement
 from lamina.api.versions import REVISION_MISMATCH
 from lamina.errors import (
     InvalidParameterValue,
     PreconditionFailed,
-    ResourceConflict,
     ResourceNotFound,
 )
-from lamina.store.api import AlreadyExists, NotFound, RevisionMismatch
+from lamina.store.api import NotFound, RevisionMismatch
 from lamina.store.layers import LayerVersionRecord, StatementNotFound
 
 
@@ -174,14 +174,8 @@ async def add_layer_version_permission(call: Call) -> dict[str, Any]:
     statement = _statement(context, name, version, params)
     revision = new_revision()
     try:
-        await context.db(catalog(context).layers.add_statement, name, version, statement,
-                         params.get("RevisionId"), revision)
-    except RevisionMismatch:
-        raise PreconditionFailed(REVISION_MISMATCH) from None
-    except AlreadyExists:
-        raise ResourceConflict(
-            f"The statement id ({statement['Sid']}) provided already exists. Please provide a "
-            "new statement id, or remove the existing statement.") from None
+        await add_statement(context, catalog(context).layers.add_statement, name, version,
+                            statement, params.get("RevisionId"), revision, statement=statement)
     except NotFound:
         raise ResourceNotFound("Layer version "
                                f"{version_arn(context.naming, name, version)} does not exist."

@@ -17,17 +17,17 @@ from typing import Any
 from lamina.api.lifecycle import new_revision
 from lamina.api.operations import Call, operation
 from lamina.api.operations.functions import load
+from lamina.api.resource_policies import add_statement
 from lamina.api.versions import REVISION_MISMATCH
 from lamina.errors import (
     InternalError,
     InvalidParameterValue,
     PreconditionFailed,
-    ResourceConflict,
     ResourceNotFound,
 )
 from lamina.identity.errors import MalformedPolicy
 from lamina.identity.policy import Kind, parse_policy
-from lamina.store.api import AlreadyExists, NotFound, RevisionMismatch
+from lamina.store.api import NotFound, RevisionMismatch
 from lamina.store.iam import SqlIamStore
 
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -92,15 +92,8 @@ def statement_for(params: dict[str, Any], resource: str) -> dict[str, Any]:
 async def add_permission(call: Call) -> dict[str, Any]:
     name, qualifier, resource = await _target(call)
     statement = statement_for(call.params, resource)
-    try:
-        await call.context.db(_store(call).add_statement, name, qualifier, statement,
-                              call.params.get("RevisionId"), new_revision())
-    except RevisionMismatch:
-        raise PreconditionFailed(REVISION_MISMATCH) from None
-    except AlreadyExists:
-        raise ResourceConflict(
-            f"The statement id ({statement['Sid']}) provided already exists. Please provide a "
-            "new statement id, or remove the existing statement.") from None
+    await add_statement(call.context, _store(call).add_statement, name, qualifier, statement,
+                        call.params.get("RevisionId"), new_revision(), statement=statement)
     await call.context.identity.changed()
     return {"Statement": json.dumps(statement, separators=(",", ":"))}
 
