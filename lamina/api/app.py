@@ -46,7 +46,6 @@ from lamina.observe.ids import new_request_id, new_trace_id
 log = logging.getLogger(__name__)
 
 _JSON = ("content-type", "application/json")
-_JSON_TYPE = ("Content-Type", "application/json")
 _INVOKE_PREFIX = "/2015-03-31/functions/"
 _INVOKE_SUFFIX = "/invocations"
 _PASSES_ROLE = frozenset({"CreateFunction", "UpdateFunctionConfiguration"})
@@ -54,11 +53,11 @@ _PASSES_ROLE = frozenset({"CreateFunction", "UpdateFunctionConfiguration"})
 
 
 def _invoke_response(result: InvokeResult, request_id: str) -> Response:
-    headers = [_JSON_TYPE, ("X-Amz-Executed-Version", result.executed_version),
-               ("x-amzn-RequestId", request_id)]
+    head = (f"Content-Type: application/json\r\nX-Amz-Executed-Version: "
+            f"{result.executed_version}\r\nx-amzn-RequestId: {request_id}\r\n")
     if result.function_error:
-        headers.append(("X-Amz-Function-Error", result.function_error))
-    return Response(200, headers, result.payload)
+        head += f"X-Amz-Function-Error: {result.function_error}\r\n"
+    return Response(200, body=result.payload, head=head.encode("latin-1"))
 
 
 def _answer_invoke(answer: Pending, request_id: str, result: InvokeResult | None,

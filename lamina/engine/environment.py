@@ -403,21 +403,22 @@ class Environment:
         invocation.timer = self._loop.call_later(self.target.timeout_s, self._on_timeout,
                                                  invocation)
         self._log(self._lines.start(request.request_id, self.target.version), invocation)
-        headers = [
-            _JSON,
-            ("Lambda-Runtime-Aws-Request-Id", request.request_id),
-            ("Lambda-Runtime-Deadline-Ms", str(deadline_ms)),
-            ("Lambda-Runtime-Invoked-Function-Arn", request.invoked_arn),
-            ("Lambda-Runtime-Trace-Id", request.trace_id),
-        ]
+        # One formatted string for the whole head: the values are ids and ARNs lamina made,
+        # a trace header and a client context that arrived as single header lines or were
+        # re-encoded without line breaks (``InvokeRequest``).
+        head = (f"Content-Type: application/json\r\n"
+                f"Lambda-Runtime-Aws-Request-Id: {request.request_id}\r\n"
+                f"Lambda-Runtime-Deadline-Ms: {deadline_ms}\r\n"
+                f"Lambda-Runtime-Invoked-Function-Arn: {request.invoked_arn}\r\n"
+                f"Lambda-Runtime-Trace-Id: {request.trace_id}\r\n")
         if request.client_context:
-            headers.append(("Lambda-Runtime-Client-Context", request.client_context))
+            head += f"Lambda-Runtime-Client-Context: {request.client_context}\r\n"
         if request.cognito_identity:
-            headers.append(("Lambda-Runtime-Cognito-Identity", request.cognito_identity))
+            head += f"Lambda-Runtime-Cognito-Identity: {request.cognito_identity}\r\n"
         if self._extensions is not None and self._extensions.wants("INVOKE"):
             self._extensions.invoke(request.request_id, deadline_ms, request.invoked_arn,
                                     request.trace_id)
-        return Response(200, headers, request.payload)
+        return Response(200, body=request.payload, head=head.encode("latin-1"))
 
     def _on_timeout(self, invocation: Invocation) -> None:
         if invocation is self._awaiting_extensions:

@@ -69,6 +69,8 @@ def encode_response(response: Response, keep_alive: bool, head_only: bool = Fals
     parts = [status_line(response.status), _date.line()]
     for name, value in response.headers:
         parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+    if response.head:
+        parts.append(response.head)
     body = response.body
     if response.status not in (204, 304) and not (100 <= response.status < 200):
         parts.append(b"content-length: %d\r\n" % len(body))

@@ -52,15 +52,22 @@ class Request:
 
 
 class Response:
-    """What a handler returns; the server adds ``content-length`` and ``date``."""
+    """What a handler returns; the server adds ``content-length`` and ``date``.
 
-    __slots__ = ("body", "headers", "status")
+    ``head`` is header lines already encoded (each ending in CRLF), written after ``headers``:
+    the Invoke path builds its few headers in one formatted string, where a list of pairs
+    would cost an encode per header on every call. Whoever builds ``head`` vouches that its
+    values hold no CR or LF.
+    """
+
+    __slots__ = ("body", "head", "headers", "status")
 
     def __init__(self, status: int = 200, headers: list[tuple[str, str]] | None = None,
-                 body: bytes = b"") -> None:
+                 body: bytes = b"", head: bytes = b"") -> None:
         self.status = status
         self.headers = headers if headers is not None else []
         self.body = body
+        self.head = head
 
 
 class Pending:

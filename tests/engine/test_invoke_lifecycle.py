@@ -69,6 +69,16 @@ def test_client_context_reaches_the_function(lam: Any, probe: str) -> None:
     assert body["client_context"] == {"tenant": "t1"}
 
 
+def test_client_context_with_line_breaks_and_non_ascii_reaches_the_function_whole(
+        lam: Any, probe: str) -> None:
+    """JSON may break lines between tokens; the context still travels as one header line."""
+    document = '{"custom":\r\n {"tenant": "t\u00e9",\n "x": "X-Injected: 1"}}'
+    context = base64.b64encode(document.encode()).decode()
+    response, body = invoke(lam, probe, {"action": "describe"}, ClientContext=context)
+    assert "FunctionError" not in response
+    assert body["client_context"] == {"tenant": "t\u00e9", "x": "X-Injected: 1"}
+
+
 def test_handler_exception_is_an_unhandled_function_error(lam: Any, probe: str) -> None:
     response, body = invoke(lam, probe, {"action": "fail", "message": "nope"})
     assert response["StatusCode"] == 200

@@ -92,10 +92,14 @@ def _client_context(encoded: str | None) -> str | None:
             f"Client context must be at most {MAX_CLIENT_CONTEXT} bytes long.")
     try:
         decoded = base64.b64decode(encoded, validate=True).decode()
-        json.loads(decoded)
+        document = json.loads(decoded)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidRequestContent(
             "Client context must be a valid Base64-encoded JSON object.") from None
+    if not decoded.isascii() or "\r" in decoded or "\n" in decoded:
+        # It travels to the runtime as one header line: the same document, re-encoded
+        # without line breaks (JSON allows them between tokens) and with non-ASCII escaped.
+        decoded = json.dumps(document, separators=(",", ":"))
     return decoded
 
 
