@@ -51,6 +51,11 @@ __all__ = ["IncompleteSignature", "Principal", "SigV4Verifier"]
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+_KEPT_BODY = 4096  # bodies up to this size are kept in the replay LRU and compared, not hashed
+
+
+def _body_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest() if body else _EMPTY_SHA256
 _MISMATCH = ("The request signature we calculated does not match the signature you provided. "
              "Check your AWS Secret Access Key and signing method. Consult the service "
              "documentation for details.")
@@ -99,6 +104,7 @@ class _Verified(NamedTuple):
     header_names: tuple[str, ...]
     header_values: tuple[str, ...]
     body_hash: str
+    body: bytes | None  # the body itself when small: comparing it costs less than hashing
     secret: str
     epoch: float
     expires: int | None
@@ -205,14 +211,14 @@ class SigV4Verifier:
             request.query_string if presigned else None)
         if cache_key is None:
             raise MissingAuthenticationToken("Missing Authentication Token")
-        body_hash = hashlib.sha256(request.body).hexdigest() if request.body else _EMPTY_SHA256
         known = self._verified.get(cache_key)
         if known is not None:
-            principal = self._replayed(known, request, body_hash)
+            principal = self._replayed(known, request)
             if principal is not None:
                 self._verified.move_to_end(cache_key)
                 self.replays_accepted += 1
                 return principal
+        body_hash = _body_hash(request.body)
         query = _split_query(request.query_string)
         if authorization is not None:
             signed = _parse_authorization(authorization, request.headers)
@@ -233,7 +239,8 @@ class SigV4Verifier:
         principal = self._principal(scope.access_key_id, scope.service, token)
         self._remember(cache_key, _Verified(
             request.method, request.path, request.query_string, scope.signed_headers,
-            header_values, body_hash, secret, epoch, signed.expires, principal))
+            header_values, body_hash, request.body if len(request.body) <= _KEPT_BODY else None,
+            secret, epoch, signed.expires, principal))
         return principal
 
     def _principal(self, access_key_id: str, service: str, token: str | None) -> Principal:
@@ -247,11 +254,14 @@ class SigV4Verifier:
 
     # Steps ----------------------------------------------------------------------------------
 
-    def _replayed(self, known: _Verified, request: Request, body_hash: str) -> Principal | None:
+    def _replayed(self, known: _Verified, request: Request) -> Principal | None:
         """The cached principal if ``request`` repeats a verified one exactly and is still in
         its window with an unchanged secret; ``None`` sends it down the full path."""
         if (known.method != request.method or known.path != request.path
-                or known.query != request.query_string or known.body_hash != body_hash):
+                or known.query != request.query_string):
+            return None
+        if (request.body != known.body if known.body is not None
+                else _body_hash(request.body) != known.body_hash):
             return None
         headers = request.headers
         if len(request.raw_headers) == len(headers):

@@ -207,18 +207,24 @@ def test_presigned_with_missing_parameters() -> None:
 
 # Replays, caches and corner cases ----------------------------------------------------------
 
-def test_an_identical_replay_is_accepted_without_recomputing() -> None:
+# Small bodies are kept and compared in the LRU, large ones by their hash: both ways.
+BODIES = [b'{"a": 1}', b'{"a": "' + b"x" * 10_000 + b'"}']
+
+
+@pytest.mark.parametrize("body", BODIES, ids=["small", "large"])
+def test_an_identical_replay_is_accepted_without_recomputing(body: bytes) -> None:
     check = verifier()
-    request = signed_request("POST", "/2015-03-31/functions/f/invocations", body=b'{"a": 1}')
+    request = signed_request("POST", "/2015-03-31/functions/f/invocations", body=body)
     first = check.verify(request)
     assert check.replays_accepted == 0
     assert check.verify(request) == first
     assert check.replays_accepted == 1
 
 
-def test_a_replayed_authorization_on_another_request_is_checked_in_full() -> None:
+@pytest.mark.parametrize("body", BODIES, ids=["small", "large"])
+def test_a_replayed_authorization_on_another_request_is_checked_in_full(body: bytes) -> None:
     check = verifier()
-    request = signed_request("POST", "/2015-03-31/functions/f/invocations", body=b'{"a": 1}')
+    request = signed_request("POST", "/2015-03-31/functions/f/invocations", body=body)
     check.verify(request)
     for changed in (
         Request(request.method, "/2015-03-31/functions/g/invocations", request.query_string,
@@ -226,7 +232,7 @@ def test_a_replayed_authorization_on_another_request_is_checked_in_full() -> Non
         Request(request.method, request.path, "Qualifier=1", request.headers, request.body,
                 None, request.raw_headers),
         Request(request.method, request.path, request.query_string, request.headers,
-                b'{"a": 2}', None, request.raw_headers),
+                body.replace(b'"', b"'", 1), None, request.raw_headers),
         Request("PUT", request.path, request.query_string, request.headers, request.body,
                 None, request.raw_headers),
     ):
