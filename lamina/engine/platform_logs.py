@@ -144,23 +144,20 @@ class PlatformLines:
             if report.error_type:
                 record["errorType"] = report.error_type
             return _json("platform.report", record)
-        parts = [
-            f"REPORT RequestId: {report.request_id}",
-            f"Duration: {report.duration_ms:.2f} ms",
-            f"Billed Duration: {report.billed_ms} ms",
-            f"Memory Size: {report.memory_mb} MB",
-            f"Max Memory Used: {report.max_memory_mb} MB",
-        ]
+        # One formatted string for the fields every REPORT has (it is written on every invoke).
+        line = (f"REPORT RequestId: {report.request_id}\tDuration: {report.duration_ms:.2f} ms"
+                f"\tBilled Duration: {report.billed_ms} ms\tMemory Size: {report.memory_mb} MB"
+                f"\tMax Memory Used: {report.max_memory_mb} MB\t")
         if report.init_ms is not None:
-            parts.append(f"Init Duration: {report.init_ms:.2f} ms")
+            line += f"Init Duration: {report.init_ms:.2f} ms\t"
         if report.restore_ms is not None:
-            parts.append(f"Restore Duration: {report.restore_ms:.2f} ms")
-            parts.append(f"Billed Restore Duration: {report.billed_restore_ms} ms")
+            line += (f"Restore Duration: {report.restore_ms:.2f} ms\t"
+                     f"Billed Restore Duration: {report.billed_restore_ms} ms\t")
         if report.status:
-            parts.append(f"Status: {report.status}")
+            line += f"Status: {report.status}\t"
         if report.error_type:
-            parts.append(f"Error Type: {report.error_type}")
-        return "\t".join(parts) + "\t"
+            line += f"Error Type: {report.error_type}\t"
+        return line
 
     def init_report(self, init_ms: float, phase: str, status: str, error_type: str | None,
                     init_type: str = "on-demand") -> str | None:
