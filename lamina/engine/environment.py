@@ -66,7 +66,7 @@ _INIT_ERROR = _PREFIX + "init/error"
 _RESTORE_NEXT = _PREFIX + "restore/next"
 _RESTORE_ERROR = _PREFIX + "restore/error"
 _JSON = ("Content-Type", "application/json")
-_ACCEPTED = Response(202, [_JSON], b'{"status":"OK"}')
+_ACCEPTED = Response(202, [_JSON], b'{"status":"OK"}', constant=True)
 
 
 class EnvState(enum.Enum):

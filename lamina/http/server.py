@@ -66,7 +66,20 @@ _date = _DateHeader()
 
 
 def encode_response(response: Response, keep_alive: bool, head_only: bool = False) -> bytes:
-    parts = [status_line(response.status), _date.line()]
+    date = _date.line()
+    if response.constant and keep_alive and not head_only:
+        # The same answer again (the Runtime API's 202): encoded once per second, for the date.
+        cached = response.encoded
+        if cached is not None and cached[0] is date:
+            return cached[1]
+        wire = _encode(response, date, True, False)
+        response.encoded = (date, wire)
+        return wire
+    return _encode(response, date, keep_alive, head_only)
+
+
+def _encode(response: Response, date: bytes, keep_alive: bool, head_only: bool) -> bytes:
+    parts = [status_line(response.status), date]
     for name, value in response.headers:
         parts.append(f"{name}: {value}\r\n".encode("latin-1"))
     if response.head:
@@ -109,6 +122,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body_size = 0
         self._too_large = False
         self._feeding = False
+        self._ending = False  # a request that closes the connection (or bad bytes) came in
         self.on_close: list[Callable[[], None]] = []
 
     # asyncio callbacks -------------------------------------------------------------------------
@@ -130,14 +144,21 @@ class HttpProtocol(asyncio.Protocol):
                 log.exception("connection close hook failed")
 
     def data_received(self, data: bytes) -> None:
+        if self._ending:
+            return  # a request that ends the connection is in: nothing after it is read
         # Answers produced while this read is parsed go out together, in one write, after it.
         self._feeding = True
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._fail(400)
-        except httptools.HttpParserError:
-            self._fail(400)
+        except (httptools.HttpParserUpgrade, httptools.HttpParserError):
+            if not self._ending:
+                # Bad bytes: a 400 in its place in the answer order, and then the end. (After
+                # a ``Connection: close`` request the parser refuses whatever follows; that
+                # is not an error of the request, which is answered as it should be.)
+                slot = _Slot(keep_alive=False)
+                slot.data = encode_response(Response(400), keep_alive=False)
+                self.slots.append(slot)
+                self._ending = True
         finally:
             self._feeding = False
         self._flush(self.server.hold_before_pending)
@@ -183,6 +204,8 @@ class HttpProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         keep_alive = self.parser.should_keep_alive()
         slot = _Slot(keep_alive)
+        if not keep_alive:
+            self._ending = True
         self.slots.append(slot)
         url = self._url.decode("latin-1")
         path, _, query = url.partition("?")
@@ -245,8 +268,24 @@ class HttpProtocol(asyncio.Protocol):
         """
         if self.closed or self.transport is None:
             return
-        if hold and any(slot.data is None for slot in self.slots):
+        slots = self.slots
+        if len(slots) == 1:  # the usual case: one answer, nothing behind it
+            head = slots[0]
+            if head.data is not None and head.keep_alive:
+                slots.clear()
+                self.transport.write(head.data)
+            elif head.data is not None:
+                self._write_ready()
             return
+        if hold:
+            for slot in slots:
+                if slot.data is None:
+                    return
+        self._write_ready()
+
+    def _write_ready(self) -> None:
+        """Write the answers at the head of the queue that are ready, and close after one
+        that ends the connection."""
         out: list[bytes] = []
         close = False
         while self.slots and self.slots[0].data is not None:
@@ -262,11 +301,6 @@ class HttpProtocol(asyncio.Protocol):
             self.closed = True
             self.transport.close()
 
-    def _fail(self, status: int) -> None:
-        if self.transport and not self.closed:
-            self.transport.write(encode_response(Response(status), keep_alive=False))
-            self.closed = True
-            self.transport.close()
 
 
 class HttpServer:

@@ -60,14 +60,18 @@ class Response:
     values hold no CR or LF.
     """
 
-    __slots__ = ("body", "head", "headers", "status")
+    __slots__ = ("body", "constant", "encoded", "head", "headers", "status")
 
     def __init__(self, status: int = 200, headers: list[tuple[str, str]] | None = None,
-                 body: bytes = b"", head: bytes = b"") -> None:
+                 body: bytes = b"", head: bytes = b"", constant: bool = False) -> None:
         self.status = status
         self.headers = headers if headers is not None else []
         self.body = body
         self.head = head
+        # A ``constant`` response is answered again and again unchanged: the server keeps its
+        # encoding (``encoded``: the date line it was made with, and the bytes).
+        self.constant = constant
+        self.encoded: tuple[bytes, bytes] | None = None
 
 
 class Pending:
