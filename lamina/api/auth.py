@@ -265,7 +265,7 @@ class SigV4Verifier:
             return None
         headers = request.headers
         if len(request.raw_headers) == len(headers):
-            values = tuple(headers.get(name, "") for name in known.header_names)
+            values = tuple([headers.get(name, "") for name in known.header_names])
         else:
             values = _signed_values(request, known.header_names)[1]
         if values != known.header_values:

@@ -277,7 +277,8 @@ class Scheduler:
             del self.in_use[name]
         if name not in self.reserved:
             self._unreserved_in_use -= 1
-        self._wake_slot_waiters()
+        if self._slot_waiters:
+            self._wake_slot_waiters()
 
     def _throttle(self, name: str) -> TooManyRequests:
         reason = RESERVED_REASON if name in self.reserved else ACCOUNT_REASON

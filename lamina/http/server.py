@@ -64,6 +64,11 @@ class _DateHeader:
 
 _date = _DateHeader()
 
+# Decoded header names (as sent, lower-case) and methods: the same few arrive on every request.
+_HEADER_NAMES: dict[bytes, tuple[str, str]] = {}
+_HEADER_NAMES_MAX = 4096  # a client inventing names must not grow it without end
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
+
 
 def encode_response(response: Response, keep_alive: bool, head_only: bool = False) -> bytes:
     date = _date.line()
@@ -177,10 +182,14 @@ class HttpProtocol(asyncio.Protocol):
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1")
+        names = _HEADER_NAMES.get(name)
+        if names is None:
+            names = (name.decode("latin-1"), name.decode("latin-1").lower())
+            if len(_HEADER_NAMES) < _HEADER_NAMES_MAX:
+                _HEADER_NAMES[name] = names
+        key, lower = names
         text = value.decode("latin-1")
         self._raw_headers.append((key, text))
-        lower = key.lower()
         previous = self._headers.get(lower)
         self._headers[lower] = text if previous is None else previous + "," + text
 
@@ -188,8 +197,10 @@ class HttpProtocol(asyncio.Protocol):
         length = self._headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.server.max_body:
             self._too_large = True
-        elif self._headers.get("expect", "").lower() == "100-continue" and self.transport:
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        else:
+            expect = self._headers.get("expect")
+            if expect is not None and expect.lower() == "100-continue" and self.transport:
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
         if self._too_large:
@@ -209,7 +220,8 @@ class HttpProtocol(asyncio.Protocol):
         self.slots.append(slot)
         url = self._url.decode("latin-1")
         path, _, query = url.partition("?")
-        method = self.parser.get_method().decode("latin-1")
+        raw_method = self.parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("latin-1")
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         request = Request(method, path, query, self._headers, body, self.client, self._raw_headers)
         if self._too_large:
