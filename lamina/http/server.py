@@ -103,10 +103,11 @@ def _encode(response: Response, date: bytes, keep_alive: bool, head_only: bool) 
 class _Slot:
     """One request's place in the connection's answer order (pipelining)."""
 
-    __slots__ = ("data", "keep_alive")
+    __slots__ = ("data", "head_only", "keep_alive")
 
-    def __init__(self, keep_alive: bool) -> None:
+    def __init__(self, keep_alive: bool, head_only: bool = False) -> None:
         self.keep_alive = keep_alive
+        self.head_only = head_only  # a HEAD request: the answer's head without its body
         self.data: bytes | None = None
 
 
@@ -214,14 +215,14 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         keep_alive = self.parser.should_keep_alive()
-        slot = _Slot(keep_alive)
+        raw_method = self.parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("latin-1")
+        slot = _Slot(keep_alive, method == "HEAD")
         if not keep_alive:
             self._ending = True
         self.slots.append(slot)
         url = self._url.decode("latin-1")
         path, _, query = url.partition("?")
-        raw_method = self.parser.get_method()
-        method = _METHODS.get(raw_method) or raw_method.decode("latin-1")
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         request = Request(method, path, query, self._headers, body, self.client, self._raw_headers)
         if self._too_large:
@@ -235,22 +236,21 @@ class HttpProtocol(asyncio.Protocol):
             self._finish(slot, Response(500))
             return
         if isinstance(answer, Response):
-            self._finish(slot, answer, head_only=method == "HEAD")
+            self._finish(slot, answer)
             return
         if isinstance(answer, Pending):
-            head_only = method == "HEAD"
-            answer.bind(lambda response: self._finish(slot, response, head_only=head_only))
+            answer.bind(self._finish, slot)
             return
         if inspect.iscoroutine(answer):
             future = asyncio.get_running_loop().create_task(answer)
         else:
             future = asyncio.ensure_future(answer)
         self.server.pending.add(future)
-        future.add_done_callback(lambda f: self._done(slot, f, method == "HEAD"))
+        future.add_done_callback(lambda f: self._done(slot, f))
 
     # answering ---------------------------------------------------------------------------------
 
-    def _done(self, slot: _Slot, future: asyncio.Future[Any], head_only: bool) -> None:
+    def _done(self, slot: _Slot, future: asyncio.Future[Any]) -> None:
         self.server.pending.discard(future)
         if future.cancelled():
             response = Response(503)
@@ -259,13 +259,10 @@ class HttpProtocol(asyncio.Protocol):
             response = Response(500)
         else:
             response = future.result()
-        self._finish(slot, response, head_only=head_only)
+        self._finish(slot, response)
 
-    def _finish(self, slot: _Slot, response: Response, keep_alive: bool | None = None,
-                head_only: bool = False) -> None:
-        if keep_alive is not None:
-            slot.keep_alive = keep_alive
-        slot.data = encode_response(response, slot.keep_alive, head_only)
+    def _finish(self, slot: _Slot, response: Response) -> None:
+        slot.data = encode_response(response, slot.keep_alive, slot.head_only)
         if not self._feeding:
             self._flush(False)
 

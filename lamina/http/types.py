@@ -7,6 +7,7 @@ each per call, so they hold exactly what a handler needs and nothing is computed
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 
@@ -83,10 +84,11 @@ class Pending:
     ``epoll_wait``, on each side (HOST.md: the wins left are fewer wake-ups and system calls).
     """
 
-    __slots__ = ("_deliver", "_response", "cancelled")
+    __slots__ = ("_deliver", "_place", "_response", "cancelled")
 
     def __init__(self) -> None:
-        self._deliver: Callable[[Response], None] | None = None
+        self._deliver: Callable[[Any, Response], None] | None = None
+        self._place: Any = None
         self._response: Response | None = None
         self.cancelled = False
 
@@ -98,17 +100,19 @@ class Pending:
             return
         self._response = response
         if self._deliver is not None:
-            self._deliver(response)
+            self._deliver(self._place, response)
 
     def cancel(self) -> None:
         """Nobody will answer (the connection goes away with the environment)."""
         self.cancelled = True
 
-    def bind(self, deliver: Callable[[Response], None]) -> None:
-        """Called by the server once: where the response goes."""
+    def bind(self, deliver: Callable[[Any, Response], None], place: Any) -> None:
+        """Called by the server once: the response goes to ``deliver(place, response)`` (a
+        method and its argument rather than a closure: one fewer object per request)."""
         self._deliver = deliver
+        self._place = place
         if self._response is not None:
-            deliver(self._response)
+            deliver(place, self._response)
 
 
 Handler = Callable[[Request], Awaitable[Response]]
