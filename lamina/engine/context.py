@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lamina.engine.api import FunctionTarget
+from lamina.engine.deadlines import Deadlines
 from lamina.engine.envvars import build_environment
 from lamina.engine.extensions import MAX_EXTENSIONS
 from lamina.engine.runtimes import RUNTIMES, RUNTIMES_DIR
@@ -45,6 +46,7 @@ class EngineContext:
     endpoint_url: str
     sandboxed: bool = True
     directory: Directory | None = None  # IAM roles, for each environment's credentials
+    deadlines: Deadlines = dataclasses.field(default_factory=Deadlines)  # invocation timeouts
 
     def paths(self, env: SpecSubject) -> tuple[str, str]:
         """(task root, runtime dir) as the runtime sees them."""

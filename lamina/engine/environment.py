@@ -7,8 +7,8 @@ clients open fresh connections for ``/init/error``, so a shared port could not t
 
 The hot path, an invocation on a warm environment, is: ``dispatch`` resolves the runtime's
 parked ``GET /next`` with the event; the runtime posts ``/response``; ``_complete`` sets the
-caller's future. No task, no timer beyond the timeout's, no disk I/O: log lines go to memory
-and the REPORT line is written after the caller has its answer.
+caller's future. No task, no loop timer (the timeout is an entry in ``deadlines.py``), no
+disk I/O: log lines go to memory and the REPORT line is written after the caller has its answer.
 
 A SnapStart environment (``initialization_type="snap-start"``) is forked from its version's
 snapshot (``spawner``, see ``snapshots.py``) instead of started by the launcher: its log starts
@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from lamina.engine.api import FunctionTarget, InvokeRequest, InvokeResult
+from lamina.engine.deadlines import Deadline
 from lamina.engine.extensions import PREFIX as EXTENSIONS_PREFIX
 from lamina.engine.extensions import SHUTDOWN_GRACE_S, ExtensionsHost
 from lamina.engine.output import OutputLines
@@ -112,7 +113,7 @@ class Invocation:
         self.future = future
         self.on_outcome = on_outcome
         self.delivered_at = 0.0
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: Deadline | None = None
         self.lines: list[str] | None = [] if request.tail_log else None
         self.done = False
         self.outcome: tuple[str | None, str | None, str | None] = (None, None, None)
@@ -400,8 +401,8 @@ class Environment:
         now = time.time()
         invocation.delivered_at = time.perf_counter()
         deadline_ms = int((now + self.target.timeout_s) * 1000)
-        invocation.timer = self._loop.call_later(self.target.timeout_s, self._on_timeout,
-                                                 invocation)
+        invocation.timer = self.context.deadlines.after(self.target.timeout_s, self._on_timeout,
+                                                        invocation)
         self._log(self._lines.start(request.request_id, self.target.version), invocation)
         # One formatted string for the whole head: the values are ids and ARNs lamina made,
         # a trace header and a client context that arrived as single header lines or were

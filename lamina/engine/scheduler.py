@@ -251,6 +251,7 @@ class Scheduler:
         for _, waiter in self._slot_waiters:
             if not waiter.done():
                 waiter.cancel()
+        self.context.deadlines.close()
 
     # concurrency ----------------------------------------------------------------------------
 
