@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_protocol_support import Harness, signed_request
 
 from lamina.api.model import operation, resolve
@@ -234,6 +236,33 @@ def test_check_json_payload_words_failures_as_lambda(payload: bytes, detail: str
         check_json_payload(payload)
     assert caught.value.message.startswith(JSON_PREFIX)
     assert detail in caught.value.message
+
+
+JSON_TEXTS = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12).map(json.dumps)
+WHITESPACE = st.text(" \t\n\r", max_size=3)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=40),
+    st.tuples(WHITESPACE, JSON_TEXTS, WHITESPACE, st.sampled_from(["", "x", "}", "1", "{}"]))
+    .map(lambda parts: "".join(parts).encode()),
+))
+def test_check_json_payload_agrees_with_json_loads(payload: bytes) -> None:
+    """The fast path (json's C scanner) accepts exactly what ``json.loads`` accepts."""
+    try:
+        json.loads(payload.decode("utf-8"))
+        valid = True
+    except (UnicodeDecodeError, ValueError):
+        valid = False
+    if valid:
+        check_json_payload(payload)
+    else:
+        with pytest.raises(InvalidRequestContent):
+            check_json_payload(payload)
 
 
 def test_parse_is_cheap_for_invoke() -> None:
