@@ -664,10 +664,12 @@ class Environment:
         restore_ms = None
         if init_ms is not None and self._restored:
             init_ms, restore_ms = None, init_ms
-        self._log(self._lines.end(request_id), invocation)
-        self._log(self._lines.report(Report(
+        lines = (self._lines.end(request_id), self._lines.report(Report(
             request_id, duration_ms, self.target.memory_mb, max_memory, init_ms, restore_ms,
-            status=status, error_type=error_type)), invocation)
+            status, error_type)))
+        self.context.logs.append_lines(self.target.log_group, self.log_stream, lines)
+        if invocation.lines is not None:
+            invocation.lines.extend(line for line in lines if line is not None)
 
     # output capture -------------------------------------------------------------------------
 

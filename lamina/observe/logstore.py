@@ -61,6 +61,14 @@ class LogStore:
         ts = int(time.time() * 1000) if timestamp is None else timestamp
         self._pending[(function, stream)].append(f"{ts}\t{message}\n")
 
+    def append_lines(self, function: str, stream: str, messages: tuple[str | None, ...]) -> None:
+        """Queue lines of one moment (END and REPORT), skipping ``None``: one clock read."""
+        ts = int(time.time() * 1000)
+        queued = self._pending[(function, stream)]
+        for message in messages:
+            if message is not None:
+                queued.append(f"{ts}\t{message}\n")
+
     def flush(self) -> None:
         pending, self._pending = self._pending, defaultdict(list)
         for key, lines in pending.items():

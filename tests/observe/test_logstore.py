@@ -22,6 +22,16 @@ def test_lines_are_read_back_in_time_order_across_streams(tmp_path: Path) -> Non
                                                       "2026/11/25/[$LATEST]b"]
 
 
+def test_lines_of_one_moment_share_a_timestamp_and_skip_the_filtered(tmp_path: Path) -> None:
+    store = LogStore(tmp_path)
+    store.append_lines("/aws/lambda/f", "s", ("END RequestId: r", None, "REPORT RequestId: r"))
+    store.flush()
+    events = store.read("/aws/lambda/f")
+    assert [e.message for e in events] == ["END RequestId: r", "REPORT RequestId: r"]
+    assert events[0].timestamp == events[1].timestamp
+    assert abs(events[0].timestamp - time.time() * 1000) < 5_000
+
+
 def test_retention_removes_old_streams_and_keeps_the_size_budget(tmp_path: Path) -> None:
     store = LogStore(tmp_path, retention_days=1, max_bytes_per_function=4000)
     for stream in ("old", "s1", "s2", "s3"):
