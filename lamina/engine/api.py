@@ -18,6 +18,7 @@ processes. Guarantees of ``Engine``:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
@@ -63,11 +64,13 @@ class FunctionTarget:
     # Init runs once in a snapshot process and its environments are forks of it.
     snap_start: bool = False
 
-    @property
+    # Cached: read on every invoke. (A frozen dataclass still has a ``__dict__`` for them, and
+    # they take no part in its equality or hash.)
+    @functools.cached_property
     def key(self) -> tuple[str, str]:
         return (self.name, self.version)
 
-    @property
+    @functools.cached_property
     def qualified_arn(self) -> str:
         return f"{self.function_arn}:{self.version}"
 
