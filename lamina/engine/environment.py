@@ -39,6 +39,7 @@ from lamina.engine.extensions import PREFIX as EXTENSIONS_PREFIX
 from lamina.engine.extensions import SHUTDOWN_GRACE_S, ExtensionsHost
 from lamina.engine.output import OutputLines
 from lamina.engine.platform_logs import PlatformLines, Report
+from lamina.engine.runtime_turn import parse_turn
 from lamina.engine.sandbox.api import (
     ExitStatus,
     SandboxProcess,
@@ -47,7 +48,7 @@ from lamina.engine.sandbox.api import (
     SpawnFailed,
 )
 from lamina.errors import FunctionErrorType, ServiceError, SnapStartError, SnapStartTimeout
-from lamina.http.server import HttpServer
+from lamina.http.server import HttpProtocol, HttpServer
 from lamina.http.types import Pending, Request, Response
 
 if TYPE_CHECKING:
@@ -203,7 +204,8 @@ class Environment:
     async def start(self) -> None:
         """Spawn the runtime; Init then runs on its own until the first ``/next``."""
         self._server = HttpServer(self._runtime_api, max_body=MAX_RESPONSE_BYTES + 64 * 1024,
-                                  too_large=self._too_large, hold_before_pending=True)
+                                  too_large=self._too_large, hold_before_pending=True,
+                                  fast_path=self._runtime_turn)
         listener, port = _runtime_listener()
         await self._server.serve_socket(listener)
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
@@ -538,6 +540,22 @@ class Environment:
         self._drain_for_tail(found)
         self._finish(found, request.body, None, None, None)
         return _ACCEPTED
+
+    def _runtime_turn(self, protocol: HttpProtocol, data: bytes) -> bool:
+        """A response post and the next long poll in one read (``runtime_turn.py``): the same
+        as the two requests through ``_runtime_api``, without the parser. A request id that is
+        not the current invocation's is left to the general path, which refuses it."""
+        turn = parse_turn(data, MAX_RESPONSE_BYTES)
+        if turn is None:
+            return False
+        request_id, body = turn
+        found = self._check_id(request_id)
+        if isinstance(found, Response):
+            return False
+        self._drain_for_tail(found)
+        self._finish(found, body, None, None, None)
+        protocol.answer_recognised(_ACCEPTED, self._on_next())
+        return True
 
     def _on_error(self, request_id: str, request: Request) -> Response:
         found = self._check_id(request_id)

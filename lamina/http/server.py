@@ -129,6 +129,7 @@ class HttpProtocol(asyncio.Protocol):
         self._too_large = False
         self._feeding = False
         self._ending = False  # a request that closes the connection (or bad bytes) came in
+        self._in_message = False  # the parser holds part of a request
         self.on_close: list[Callable[[], None]] = []
 
     # asyncio callbacks -------------------------------------------------------------------------
@@ -152,6 +153,9 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._ending:
             return  # a request that ends the connection is in: nothing after it is read
+        fast_path = self.server.fast_path
+        if fast_path is not None and not self._in_message and fast_path(self, data):
+            return
         # Answers produced while this read is parsed go out together, in one write, after it.
         self._feeding = True
         try:
@@ -172,6 +176,7 @@ class HttpProtocol(asyncio.Protocol):
     # httptools callbacks -----------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self._in_message = True
         self._url = b""
         self._headers = {}
         self._raw_headers = []
@@ -214,6 +219,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._in_message = False
         keep_alive = self.parser.should_keep_alive()
         raw_method = self.parser.get_method()
         method = _METHODS.get(raw_method) or raw_method.decode("latin-1")
@@ -249,6 +255,18 @@ class HttpProtocol(asyncio.Protocol):
         future.add_done_callback(lambda f: self._done(slot, f))
 
     # answering ---------------------------------------------------------------------------------
+
+    def answer_recognised(self, *answers: Response | Pending) -> None:
+        """Answer requests a ``fast_path`` recognised itself (keep-alive HTTP/1.1 requests
+        that were all of the read), in their order, through the same queue as any other."""
+        for answer in answers:
+            slot = _Slot(True)
+            self.slots.append(slot)
+            if isinstance(answer, Pending):
+                answer.bind(self._finish, slot)
+            else:
+                slot.data = encode_response(answer, True)
+        self._flush(self.server.hold_before_pending)
 
     def _done(self, slot: _Slot, future: asyncio.Future[Any]) -> None:
         self.server.pending.discard(future)
@@ -317,8 +335,13 @@ class HttpServer:
 
     def __init__(self, handler: AnyHandler, max_body: int = 8 * 1024 * 1024,
                  too_large: Callable[[Request], Response] | None = None,
-                 hold_before_pending: bool = False) -> None:
+                 hold_before_pending: bool = False,
+                 fast_path: Callable[[HttpProtocol, bytes], bool] | None = None) -> None:
+        """``fast_path(protocol, data)`` sees each read that starts a new request first; when
+        it returns ``True`` it has recognised the read's requests itself and answered them
+        with ``protocol.answer_recognised``, and the parser never sees them."""
         self.handler = handler
+        self.fast_path = fast_path
         self.max_body = max_body
         self.hold_before_pending = hold_before_pending
         self.connections: set[HttpProtocol] = set()

@@ -217,3 +217,41 @@ def test_pre_encoded_head_lines_follow_the_header_pairs() -> None:
     assert lines[0] == b"HTTP/1.1 200 OK"
     assert lines.index(b"A: 1") < lines.index(b"B: 2") < lines.index(b"C: 3")
     assert b"content-length: 4" in lines and body == b"body"
+
+
+def test_a_fast_path_answers_whole_reads_in_order_and_never_sees_half_a_request() -> None:
+    parked: list[Pending] = []
+    bodies: list[bytes] = []
+
+    def fast(protocol: Any, data: bytes) -> bool:
+        if not data.startswith(b"FAST"):
+            return False
+        parked.append(Pending())
+        protocol.answer_recognised(Response(202, body=b"accepted"), parked[-1])
+        return True
+
+    def handler(request: Request) -> Response:
+        bodies.append(request.body)
+        return Response(200, body=b"general")
+
+    async def talk(port: int) -> list[Any]:
+        reader, writer = await connect(port)
+        seen: list[Any] = []
+        writer.write(b"FAST")  # recognised: a 202 held behind a pending answer
+        await asyncio.sleep(0.05)
+        seen.append(len(reader._buffer))  # type: ignore[attr-defined]
+        parked[0].resolve(Response(200, body=b"event"))
+        seen.append(await read_answers(reader, 2))
+        # Half a request, then the rest, which starts like a fast read: it is the body.
+        writer.write(b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\n\r\n1234")
+        await asyncio.sleep(0.05)
+        writer.write(b"FAST")
+        seen.append(await read_answers(reader, 1))
+        writer.close()
+        return seen
+
+    held, both, general = run_with(handler, talk, hold_before_pending=True, fast_path=fast)
+    assert held == 0
+    assert both == [(202, b"accepted"), (200, b"event")]
+    assert general == [(200, b"general")] and bodies == [b"1234FAST"]
+    assert len(parked) == 1

@@ -73,6 +73,7 @@ class ServerState:
     requests: list[Request] = field(default_factory=list)
     # For each read: the request lines completed by it (shows what shared a write).
     batches: list[list[str]] = field(default_factory=list)
+    reads: list[bytes] = field(default_factory=list)  # each read's bytes, as they came
     init_errors: list[Request] = field(default_factory=list)
     restore_errors: list[Request] = field(default_factory=list)
     connections: int = 0
@@ -98,6 +99,8 @@ class _Protocol(asyncio.Protocol):
             self.server.waiters.remove(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.server.record:
+            self.server.state.reads.append(data)
         self.buf += data
         completed: list[str] = []
         while (request := self._parse()) is not None:

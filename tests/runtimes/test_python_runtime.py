@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,8 @@ from runtime_harness import (
     base_env,
     write_tree,
 )
+
+from lamina.engine.runtime_turn import parse_turn
 
 NEXT = "GET /2018-06-01/runtime/invocation/next"
 TEXT_LOG = re.compile(r"^\[(\w+)\]\t(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)\t([\w-]*)\t(.*)$")
@@ -596,6 +599,23 @@ def test_wire_post_and_next_share_one_write(start_python: StartRuntime) -> None:
     assert post.headers["content-type"] == "application/json"
     assert post.headers["content-length"] == "1"
     assert runtime.server.state.connections == 1
+
+
+def test_the_servers_fast_path_recognises_every_turn(start_python: StartRuntime) -> None:
+    """lamina's Runtime API takes the post-and-next pair without its parser when it is in the
+    bootstrap's own form (engine/runtime_turn.py): a change here must not silently lose it."""
+    runtime = start_python({"app.py": src("""
+        def handler(event, context):
+            return event["value"].encode() if event["raw"] else event["value"]
+    """)})
+    ids = [str(uuid.uuid4()) for _ in range(4)]
+    events = [{"raw": False, "value": {"a": 1}}, {"raw": True, "value": "bytes"},
+              {"raw": False, "value": "x" * 10_000}, {"raw": False, "value": None}]
+    for request_id, event in zip(ids, events, strict=True):
+        runtime.invoke(event, request_id=request_id)
+    turns = [parse_turn(read, 6 * 1024 * 1024) for read in runtime.server.state.reads[1:]]
+    bodies = [b'{"a": 1}', b"bytes", json.dumps("x" * 10_000).encode(), b"null"]
+    assert turns == list(zip(ids, bodies, strict=True))
 
 
 def test_exits_when_a_post_gets_500(start_python: StartRuntime) -> None:
