@@ -84,10 +84,12 @@ def baseline(module: str, *args: str) -> Iterator[int]:
         process.wait()
 
 
-def _handler_dir(source: str = HELLO) -> str:
-    directory = tempfile.mkdtemp(prefix="lamina-bench-handler-")
-    Path(directory, "app.py").write_text(source)
-    return directory
+@contextlib.contextmanager
+def _handler_dir(source: str = HELLO) -> Iterator[str]:
+    """A directory holding ``app.py`` for the baselines' awslambdaric, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="lamina-bench-handler-") as directory:
+        Path(directory, "app.py").write_text(source)
+        yield directory
 
 
 # rows -----------------------------------------------------------------------------------------
@@ -109,10 +111,10 @@ def warm(server: Lamina, options: Options) -> list[Row]:
     with baseline("echo") as port:
         echo = wrk(f"http://127.0.0.1:{port}", connections=1, threads=1,
                    seconds=options.seconds)
-    with baseline("ric_relay", "1", _handler_dir(), ric_dir) as port:
+    with _handler_dir() as handlers, baseline("ric_relay", "1", handlers, ric_dir) as port:
         ric_seq = wrk(f"http://127.0.0.1:{port}", connections=1, threads=1,
                       seconds=options.seconds, method="POST", body="{}")
-    with baseline("ric_relay", "4", _handler_dir(), ric_dir) as port:
+    with _handler_dir() as handlers, baseline("ric_relay", "4", handlers, ric_dir) as port:
         ric_par = wrk(f"http://127.0.0.1:{port}", connections=32, threads=2,
                       seconds=options.seconds, method="POST", body="{}")
     assert seq.errors == 0 and par.errors == 0, (seq, par)
@@ -158,10 +160,11 @@ def cold_start(server: Lamina, options: Options) -> list[Row]:
         lam.update_function_configuration(FunctionName="cold", Description=f"sample {index}")
         wait_settled(lam, "cold")
         samples.append(_timed_post(server.endpoint, path, server.signed(path)))
-    ric = json.loads(subprocess.run(
-        [sys.executable, "-m", "bench.baselines.first_next", str(awslambdaric_dir()),
-         _handler_dir(), "5" if options.quick else "20"], cwd=ROOT, capture_output=True,
-        text=True, check=True).stdout)
+    with _handler_dir() as handlers:
+        ric = json.loads(subprocess.run(
+            [sys.executable, "-m", "bench.baselines.first_next", str(awslambdaric_dir()),
+             handlers, "5" if options.quick else "20"], cwd=ROOT, capture_output=True,
+            text=True, check=True).stdout)
     p50, p99 = statistics.median(samples), percentile(samples, 0.99)
     return [Row("cold start (invoke that creates an environment)", "p50 ≤ 5 ms, p99 ≤ 15 ms",
                 f"p50 {p50:.1f} ms, p99 {p99:.1f} ms",
@@ -327,7 +330,8 @@ def _environment_pids(server: Lamina) -> list[int]:
 
 
 def _fresh_awslambdaric_pss() -> float:
-    with started_awslambdaric(str(awslambdaric_dir()), _handler_dir()) as (pid, _):
+    with _handler_dir() as handlers, \
+            started_awslambdaric(str(awslambdaric_dir()), handlers) as (pid, _):
         time.sleep(0.2)
         return pss_kb(pid) / 1024
 

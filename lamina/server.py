@@ -18,6 +18,7 @@ import os
 import resource
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
@@ -143,7 +144,10 @@ def banner(settings: Settings, endpoint: str, credentials: RootCredentials) -> s
     return "\n".join(lines)
 
 
-async def serve(settings: Settings) -> int:
+async def serve(settings: Settings,
+                started: Callable[[LaminaApp], None] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT (or cancellation). ``started`` is called with the app once
+    it is ready, for tools that drive the server in-process (``bench/hot_path.py``)."""
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)
@@ -244,6 +248,8 @@ async def serve(settings: Settings) -> int:
     gc.collect()
     gc.freeze()
     print(banner(settings, endpoint, credentials), flush=True)
+    if started is not None:
+        started(app)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
