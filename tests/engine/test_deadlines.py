@@ -30,7 +30,7 @@ def test_a_deadline_fires_once_when_its_time_has_passed() -> None:
     early, fired = run(main())
     assert early == []
     assert [arg for arg, _ in fired] == ["a"]
-    assert 0.045 <= fired[0][1] < 0.09
+    assert 0.045 <= fired[0][1] < 0.5  # never early; late only by the loop's own delays
 
 
 def test_cancelled_deadlines_never_fire_and_the_others_fire_in_order() -> None:
@@ -45,7 +45,7 @@ def test_cancelled_deadlines_never_fire_and_the_others_fire_in_order() -> None:
         cancelled = random.Random(7).sample(range(200), 150)
         for i in cancelled:
             handles[i].cancel()
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.4)
         return fired, sorted(set(range(200)) - set(cancelled)), deadlines.pending()
 
     fired, expected, pending = run(main())
@@ -57,11 +57,11 @@ def test_durations_are_independent() -> None:
     async def main() -> list[str]:
         deadlines = Deadlines()
         fired: list[str] = []
-        deadlines.after(0.08, fired.append, "long")
+        deadlines.after(1.0, fired.append, "long")
         deadlines.after(0.02, fired.append, "short")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
         fired.append("|")
-        await asyncio.sleep(0.06)
+        await asyncio.sleep(0.9)
         return fired
 
     assert run(main()) == ["short", "|", "long"]
@@ -86,7 +86,7 @@ def test_a_long_invocation_at_the_head_does_not_let_the_queue_grow_without_end()
         for _ in range(50_000):
             deadlines.after(0.2, fired.append, "answered").cancel()
         held = deadlines.pending()
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.6)
         return held, fired
 
     held, fired = run(main())
@@ -105,7 +105,7 @@ def test_a_callback_may_arm_new_deadlines() -> None:
                 deadlines.after(0.01, again, count + 1)
 
         deadlines.after(0.01, again, 0)
-        await asyncio.sleep(0.15)
+        await asyncio.sleep(0.5)
         return fired
 
     assert run(main()) == [0, 1, 2, 3]
