@@ -52,15 +52,15 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _KEPT_BODY = 4096  # bodies up to this size are kept in the replay LRU and compared, not hashed
-
-
-def _body_hash(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest() if body else _EMPTY_SHA256
 _MISMATCH = ("The request signature we calculated does not match the signature you provided. "
              "Check your AWS Secret Access Key and signing method. Consult the service "
              "documentation for details.")
 _QUERY_PARAMS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature", "X-Amz-Date",
                  "X-Amz-SignedHeaders")
+
+
+def _body_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest() if body else _EMPTY_SHA256
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

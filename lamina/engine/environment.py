@@ -451,7 +451,7 @@ class Environment:
         if path.startswith(_INVOCATION) and request.method == "POST":
             request_id, _, action = path[len(_INVOCATION):].partition("/")
             if action == "response":
-                return self._on_response(request_id, request)
+                return self._on_response(request_id, request.body)
             if action == "error":
                 return self._on_error(request_id, request)
         elif path == _INIT_ERROR and request.method == "POST":
@@ -533,27 +533,22 @@ class Environment:
                 "InvalidRequestID", f"Invalid request ID: {request_id}"))
         return current
 
-    def _on_response(self, request_id: str, request: Request) -> Response:
+    def _on_response(self, request_id: str, body: bytes) -> Response:
         found = self._check_id(request_id)
         if isinstance(found, Response):
             return found
         self._drain_for_tail(found)
-        self._finish(found, request.body, None, None, None)
+        self._finish(found, body, None, None, None)
         return _ACCEPTED
 
     def _runtime_turn(self, protocol: HttpProtocol, data: bytes) -> bool:
         """A response post and the next long poll in one read (``runtime_turn.py``): the same
         as the two requests through ``_runtime_api``, without the parser. A request id that is
-        not the current invocation's is left to the general path, which refuses it."""
+        not the current invocation's is refused with no effect, so it is left to the general
+        path, which answers the refusal."""
         turn = parse_turn(data, MAX_RESPONSE_BYTES)
-        if turn is None:
+        if turn is None or self._on_response(*turn) is not _ACCEPTED:
             return False
-        request_id, body = turn
-        found = self._check_id(request_id)
-        if isinstance(found, Response):
-            return False
-        self._drain_for_tail(found)
-        self._finish(found, body, None, None, None)
         protocol.answer_recognised(_ACCEPTED, self._on_next())
         return True
 

@@ -190,7 +190,8 @@ class HttpProtocol(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         names = _HEADER_NAMES.get(name)
         if names is None:
-            names = (name.decode("latin-1"), name.decode("latin-1").lower())
+            key = name.decode("latin-1")
+            names = (key, key.lower())
             if len(_HEADER_NAMES) < _HEADER_NAMES_MAX:
                 _HEADER_NAMES[name] = names
         key, lower = names
@@ -327,7 +328,6 @@ class HttpProtocol(asyncio.Protocol):
         if close:
             self.closed = True
             self.transport.close()
-
 
 
 class HttpServer:
