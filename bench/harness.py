@@ -73,31 +73,16 @@ class Lamina:
         return self.process.pid
 
     def credentials(self) -> tuple[str, str]:
-        document = json.loads((self.data_dir / "d" / "credentials.json").read_text())
-        return document["aws_access_key_id"], document["aws_secret_access_key"]
+        return read_credentials(self.data_dir / "d")
 
     def client(self, service: str = "lambda") -> Any:
-        key, secret = self.credentials()
-        return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id=key, aws_secret_access_key=secret,
-                            config=botocore.config.Config(retries={"max_attempts": 0},
-                                                          read_timeout=300))
+        return client(self.endpoint, *self.credentials(), service)
 
     def deploy(self, name: str, package: bytes, **config: Any) -> None:
-        lam = self.client()
-        lam.create_function(FunctionName=name, Runtime="python3.11", Handler="app.handler",
-                            Role="arn:aws:iam::000000000000:role/lamina-function",
-                            Code={"ZipFile": package}, **config)
-        wait_settled(lam, name)
+        create_function(self.client(), name, package, **config)
 
     def signed(self, path: str, body: bytes = b"{}", method: str = "POST") -> dict[str, str]:
-        """Headers of a signed request, valid for the 5 minutes of allowed skew."""
-        key, secret = self.credentials()
-        request = botocore.awsrequest.AWSRequest(method=method, url=self.endpoint + path,
-                                                 data=body)
-        botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), "lambda",
-                                "us-east-1").add_auth(request)
-        return dict(request.headers.items())
+        return signed_headers(self.endpoint, *self.credentials(), path, body, method)
 
     def stats(self) -> dict[str, Any]:
         path = "/_lamina/stats"
@@ -137,6 +122,36 @@ def lamina(**env: str) -> Iterator[Lamina]:
         yield server
     finally:
         server.stop()
+
+
+def read_credentials(data_dir: Path) -> tuple[str, str]:
+    """The root keys a server made in ``data_dir``."""
+    document = json.loads((data_dir / "credentials.json").read_text())
+    return document["aws_access_key_id"], document["aws_secret_access_key"]
+
+
+def client(endpoint: str, key: str, secret: str, service: str = "lambda") -> Any:
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id=key, aws_secret_access_key=secret,
+                        config=botocore.config.Config(retries={"max_attempts": 0},
+                                                      read_timeout=300))
+
+
+def create_function(lam: Any, name: str, package: bytes, **config: Any) -> None:
+    """A python3.11 ``app.handler`` function from ``package``, once it is Active."""
+    lam.create_function(FunctionName=name, Runtime="python3.11", Handler="app.handler",
+                        Role="arn:aws:iam::000000000000:role/lamina-function",
+                        Code={"ZipFile": package}, **config)
+    wait_settled(lam, name)
+
+
+def signed_headers(endpoint: str, key: str, secret: str, path: str, body: bytes = b"{}",
+                   method: str = "POST") -> dict[str, str]:
+    """Headers of a signed request, valid for the 5 minutes of allowed skew."""
+    request = botocore.awsrequest.AWSRequest(method=method, url=endpoint + path, data=body)
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), "lambda",
+                            "us-east-1").add_auth(request)
+    return dict(request.headers.items())
 
 
 def wait_settled(lam: Any, name: str) -> None:

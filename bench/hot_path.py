@@ -26,13 +26,16 @@ import tempfile
 import time
 from typing import Any
 
-import boto3
-import botocore.auth
-import botocore.awsrequest
-import botocore.credentials
 import uvloop
 
-from bench.harness import HELLO, zip_source
+from bench.harness import (
+    HELLO,
+    client,
+    create_function,
+    read_credentials,
+    signed_headers,
+    zip_source,
+)
 from lamina import settings as lamina_settings
 from lamina.api.app import LaminaApp
 from lamina.http.server import HttpProtocol, HttpServer
@@ -64,23 +67,18 @@ class RecordingTransport:
 
 
 def signed_request(endpoint: str, key: str, secret: str) -> bytes:
-    request = botocore.awsrequest.AWSRequest(method="POST", url=endpoint + PATH, data=b"{}")
-    botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), "lambda",
-                            "us-east-1").add_auth(request)
+    """The bytes of a signed Invoke of ``hello``, as a client sends them."""
     host = endpoint.split("//", 1)[1]
-    headers = "".join(f"{name}: {value}\r\n" for name, value in request.headers.items())
+    headers = "".join(f"{name}: {value}\r\n"
+                      for name, value in signed_headers(endpoint, key, secret, PATH).items())
     head = f"POST {PATH} HTTP/1.1\r\nHost: {host}\r\n{headers}Content-Length: 2\r\n\r\n"
     return head.encode() + b"{}"
 
 
 def deploy(endpoint: str, key: str, secret: str) -> None:
-    client = boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id=key, aws_secret_access_key=secret)
-    client.create_function(FunctionName="hello", Runtime="python3.11", Handler="app.handler",
-                           Role="arn:aws:iam::000000000000:role/lamina-function",
-                           Code={"ZipFile": zip_source(HELLO)})
-    client.get_waiter("function_active_v2").wait(FunctionName="hello")
-    client.invoke(FunctionName="hello", Payload=b"{}")  # one warm environment
+    lam = client(endpoint, key, secret)
+    create_function(lam, "hello", zip_source(HELLO))
+    lam.invoke(FunctionName="hello", Payload=b"{}")  # one warm environment
 
 
 async def measure_lamina(app: LaminaApp, raw: bytes, invokes: int,
@@ -142,10 +140,8 @@ async def main(data: str, invokes: int, rounds: int) -> None:
     ready: asyncio.Future[LaminaApp] = asyncio.get_running_loop().create_future()
     server = asyncio.get_running_loop().create_task(serve(settings, ready.set_result))
     app = await ready
-    info = json.loads((settings.data_dir / "server.json").read_text())
-    keys = json.loads((settings.data_dir / "credentials.json").read_text())
-    key, secret = keys["aws_access_key_id"], keys["aws_secret_access_key"]
-    endpoint = info["endpoint"]
+    endpoint = json.loads((settings.data_dir / "server.json").read_text())["endpoint"]
+    key, secret = read_credentials(settings.data_dir)
     await asyncio.get_running_loop().run_in_executor(None, deploy, endpoint, key, secret)
     raw = signed_request(endpoint, key, secret)
     lamina = await measure_lamina(app, raw, invokes, rounds)
