@@ -60,7 +60,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds an idle environment is kept warm before shutdown.", float),
     Setting("max_starting", 64, "Environments that may be initialising at the same time.", int),
     Setting("spares", -1, "Processes forked and sandboxed ahead of demand, for bursts of cold "
-            "starts (-1: what a fortieth of memory holds at ~2.5 MB each, 2 to 256).", int),
+            "starts (-1: 40 per core, at most what a fortieth of memory holds at ~2.5 MB each, "
+            "2 to 256).", int),
     Setting("queue_wait_ms", 200,
             "How long a burst invoke may wait for a busy environment before a 429.", int),
     Setting("log_retention_days", 7, "Days function logs are kept.", int),

@@ -139,9 +139,11 @@ def test_stats_count_environments(server: LaminaProcess, lam: Any) -> None:
 
 
 def test_stats_report_the_spares_made_ahead(server: LaminaProcess) -> None:
-    """The default pool: what a fortieth of memory holds, 2 to 256; all parked in time."""
+    """The default pool: 40 per core, at most what a fortieth of memory holds, 2 to 256; all
+    parked in time."""
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    expected = max(2, min(256, int(memory * 0.025 / (2.5 * 2**20))))
+    cores = len(os.sched_getaffinity(0))
+    expected = max(2, min(256, 40 * cores, int(memory * 0.025 / (2.5 * 2**20))))
     deadline = time.monotonic() + 60
     while (current := stats(server))["spares_parked"] < expected:
         assert time.monotonic() < deadline, current

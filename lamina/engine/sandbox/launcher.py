@@ -43,22 +43,31 @@ from lamina.engine.sandbox.supervisor import TemplateSupervisor
 _TEMPLATE_MODULE = "lamina.engine.sandbox.template"
 _TOP_UP_PAUSE = 0.1  # cgroup slots are made once spawns have paused this long
 SPARE_BYTES = 2.5 * 2**20  # a parked, warmed spare's PSS (measured)
+SPARES_PER_CORE = 40
 SNAPSHOT_SPARES = 2
 _CLOSE_TIMEOUT = 10.0
 
 
 def default_spares() -> int:
-    """How many spares (``spares.py``) a launcher keeps by default: what ~2.5% of the host's
-    memory holds, at ~2.5 MB each, between 2 and 256 (240 on the 24 GB reference machine).
+    """How many spares (``spares.py``) a launcher keeps by default: ``SPARES_PER_CORE`` for each
+    core this process may use, no more than ~2.5% of the host's memory holds at ~2.5 MB each,
+    between 2 and 256 (80 on the 2-core reference machine).
 
     They are what makes a burst of cold starts fast: a spare has been forked, has its cgroup
     slot, namespaces and mounts, and has rehearsed the bootstrap before the burst comes, so the
-    burst pays only for each function's own set-up. 200 parallel cold starts took ~1.7 s with
-    2 spares and ~1.3-1.45 s with 240 here (SPECIFICATION row 6). They take memory only:
-    their work ahead runs at ``SCHED_IDLE``.
+    burst pays only for each function's own set-up. 200 parallel cold starts took ~1.5 s with
+    32 spares, ~1.42 s with 80 and ~1.28 s with 240 here (SPECIFICATION row 6).
+
+    Why not as many as memory allows: each is a process forked from the template, and a host
+    that watches its memory by physical address (the reference VM runs DAMON's ``paddr``
+    monitor) walks, twice a second and without yielding its CPU, every mapping of each page it
+    samples: its pass grew from ~1 ms to ~4 ms with 240 spares, and a warm invoke that waits for
+    that CPU waits that long (sequential p99 ~2.1 ms with 240, 1.0-1.3 ms with 80). Per core,
+    because the cores both fork what spares do not cover and absorb those stalls.
     """
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return max(2, min(256, int(memory * 0.025 / SPARE_BYTES)))
+    by_cores = SPARES_PER_CORE * len(os.sched_getaffinity(0))
+    return max(2, min(256, by_cores, int(memory * 0.025 / SPARE_BYTES)))
 
 
 def default_interpreter() -> Path:
