@@ -1,13 +1,10 @@
 """Function logs on disk, arranged as CloudWatch arranges them: a group per function, a stream
 per execution environment.
 
-Appends only touch memory; a few times a second the queued lines are handed, as one batch, to a
-writer thread of the store's own, so nothing on the invoke path, nor the event loop, waits for a
-disk: a burst of new environments makes hundreds of stream files at once, and creating a file
-cost ~0.4 ms on this host's ext4 (its inode allocator skips recently deleted inodes one block
-read at a time), ~80 ms of the loop's time in a burst of 200 when it was done there. Each
-stream is one file of ``<epoch ms>\\t<message>`` lines under ``<root>/<function>/``; retention
-removes whole streams by age and by the function's byte budget, oldest first.
+Appends only touch memory; a flusher writes the batches out a few times a second, so nothing on
+the invoke path waits for a disk. Each stream is one file of ``<epoch ms>\\t<message>`` lines
+under ``<root>/<function>/``; retention removes whole streams by age and by the function's byte
+budget, oldest first.
 """
 
 from __future__ import annotations
@@ -18,11 +15,9 @@ import dataclasses
 import heapq
 import os
 import shutil
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -56,13 +51,6 @@ class LogStore:
         self._task: asyncio.Task[None] | None = None
         self._waiters: list[asyncio.Future[None]] = []
         self._paths: dict[tuple[str, str], str] = {}
-        # One writer: batches reach the files in the order they were taken, and retention
-        # never runs beside a write. The lock guards what the writer and the loop share: the
-        # batch being written and the path cache.
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lamina-logs")
-        self._lock = threading.Lock()
-        self._in_flight: Future[None] | None = None
-        self._in_flight_batch: dict[tuple[str, str], list[str]] = {}
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     # writing --------------------------------------------------------------------------------
@@ -82,47 +70,21 @@ class LogStore:
                 queued.append(f"{ts}\t{message}\n")
 
     def flush(self) -> None:
-        """Write what is queued now, on this thread, after the batch the writer may be busy
-        with (``close``, ``read``, tests)."""
-        self._wait_in_flight()
-        batch, waiters = self._take()
-        self._write_batch(batch)
-        _resolve(waiters)
-
-    async def _flush_in_background(self) -> None:
-        batch, waiters = self._take()
-        if batch:
-            self._in_flight_batch = batch  # from now on, delete_function edits it
-            job = self._in_flight = self._writer.submit(self._write_batch, batch)
-            await asyncio.wrap_future(job)
-        _resolve(waiters)
-
-    def _take(self) -> tuple[dict[tuple[str, str], list[str]], list[asyncio.Future[None]]]:
-        """The queued lines and who waits for them; on the loop's thread, where appends are."""
-        batch, self._pending = self._pending, defaultdict(list)
-        waiters, self._waiters = self._waiters, []
-        return batch, waiters
-
-    def _wait_in_flight(self) -> None:
-        job = self._in_flight
-        if job is not None:
-            job.result()
-
-    def _write_batch(self, batch: dict[tuple[str, str], list[str]]) -> None:
-        with self._lock:
+        pending, self._pending = self._pending, defaultdict(list)
+        for key, lines in pending.items():
             try:
-                for key, lines in list(batch.items()):
-                    try:
-                        self._write(key, "".join(lines).encode("utf-8", "replace"))
-                    except OSError:
-                        continue  # a full disk must not take the server down; lines are lost
-            finally:
-                self._in_flight_batch = {}
+                self._write(key, "".join(lines).encode("utf-8", "replace"))
+            except OSError:
+                continue  # a full disk must not take the server down; the lines are lost
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _write(self, key: tuple[str, str], data: bytes) -> None:
         """Append to a stream's file with bare system calls and a remembered path: a burst
-        of new environments flushes hundreds of streams at once (the text-file layer and path
-        objects were ~10% of the server's time in such a burst)."""
+        of new environments flushes hundreds of streams at once, on the event loop (the
+        text-file layer and path objects were ~10% of the server's time in such a burst)."""
         path = self._paths.get(key)
         if path is None:
             if len(self._paths) >= 16384:
@@ -143,8 +105,7 @@ class LogStore:
 
     async def flushed(self) -> None:
         """Wait until what was appended so far is on disk (tests, `logs --follow`)."""
-        job = self._in_flight
-        if not self._pending and (job is None or job.done()):
+        if not self._pending:
             return
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
@@ -159,31 +120,23 @@ class LogStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        job = self._in_flight
-        if job is not None:
-            await asyncio.wrap_future(job)
         self.flush()
-        self._writer.shutdown(wait=True)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         last_retention = 0.0
         while True:
             await asyncio.sleep(FLUSH_INTERVAL_S)
-            await self._flush_in_background()
+            self.flush()
             now = time.monotonic()
             if now - last_retention > RETENTION_INTERVAL_S:
                 last_retention = now
-                await loop.run_in_executor(self._writer, self.apply_retention)
+                await asyncio.to_thread(self.apply_retention)
 
     def delete_function(self, function: str) -> None:
-        with self._lock:  # not while the writer could make the directory again
-            self._paths = {k: v for k, v in self._paths.items() if k[0] != function}
-            self._pending = defaultdict(
-                list, {k: v for k, v in self._pending.items() if k[0] != function})
-            for key in [k for k in self._in_flight_batch if k[0] == function]:
-                del self._in_flight_batch[key]
-            shutil.rmtree(self.root / quote(function, safe=""), ignore_errors=True)
+        self._paths = {k: v for k, v in self._paths.items() if k[0] != function}
+        self._pending = defaultdict(
+            list, {k: v for k, v in self._pending.items() if k[0] != function})
+        shutil.rmtree(self.root / quote(function, safe=""), ignore_errors=True)
 
     def apply_retention(self) -> None:
         cutoff = time.time() - self.retention_s
@@ -255,9 +208,3 @@ class LogStore:
                 with contextlib.suppress(FileNotFoundError):
                     total += os.path.getsize(path)
         return total
-
-
-def _resolve(waiters: list[asyncio.Future[None]]) -> None:
-    for waiter in waiters:
-        if not waiter.done():
-            waiter.set_result(None)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -59,71 +57,3 @@ def test_the_log_files_are_private(tmp_path: Path) -> None:
     store.append("/aws/lambda/f", "s", "secret-ish line")
     store.flush()
     assert (tmp_path / "logs").stat().st_mode & 0o077 == 0
-
-
-def _stream_lines(root: Path, function: str = "f") -> list[str]:
-    return [line.split("\t", 1)[1] for path in sorted((root / function).glob("*.log"))
-            for line in path.read_text().splitlines()]
-
-
-def test_the_flusher_writes_on_its_own_thread_not_the_event_loop(tmp_path: Path) -> None:
-    store = LogStore(tmp_path)
-    writers: set[int] = set()
-    write = store._write
-
-    def recording_write(key: tuple[str, str], data: bytes) -> None:
-        writers.add(threading.get_ident())
-        write(key, data)
-
-    store._write = recording_write  # type: ignore[method-assign]
-
-    async def run() -> None:
-        store.start()
-        store.append("f", "s", "one")
-        await store.flushed()
-        assert _stream_lines(tmp_path) == ["one"]  # flushed() waited for the writer
-        assert writers and threading.get_ident() not in writers
-        store.append("f", "s", "two")
-        await store.close()
-
-    asyncio.run(run())
-    assert _stream_lines(tmp_path) == ["one", "two"]  # close() wrote what was left
-
-
-def test_a_synchronous_flush_waits_for_the_batch_in_flight(tmp_path: Path) -> None:
-    """Lines reach a stream in the order they were appended, even when ``read`` (or ``close``)
-    flushes on the loop while an older batch still waits for the writer."""
-    store = LogStore(tmp_path)
-    release = threading.Event()
-    store._writer.submit(release.wait, 5)  # the writer is busy: the older batch queues
-
-    async def run() -> None:
-        store.append("f", "s", "older")
-        flusher = asyncio.create_task(store._flush_in_background())
-        await asyncio.sleep(0.05)
-        store.append("f", "s", "newer")
-        threading.Timer(0.2, release.set).start()
-        store.flush()
-        await flusher
-
-    asyncio.run(run())
-    assert _stream_lines(tmp_path) == ["older", "newer"]
-
-
-def test_deleting_a_function_drops_its_lines_queued_with_the_writer(tmp_path: Path) -> None:
-    store = LogStore(tmp_path)
-    release = threading.Event()
-    store._writer.submit(release.wait, 5)  # the writer is busy: the next batch queues
-
-    async def run() -> None:
-        store.append("f", "s", "gone with the function")
-        store.append("g", "s", "kept")
-        flusher = asyncio.create_task(store._flush_in_background())
-        await asyncio.sleep(0.05)
-        store.delete_function("f")
-        release.set()
-        await flusher
-
-    asyncio.run(run())
-    assert not (tmp_path / "f").exists()
-    assert _stream_lines(tmp_path, "g") == ["kept"]
