@@ -118,20 +118,19 @@ class LogStore:
     def _make(self, key: tuple[str, str]) -> None:
         """The maker thread: create ``key``'s file (empty), unless its function was deleted
         meanwhile. A failure is left for the loop's write to meet, which makes it again."""
-        try:
-            with self._lock:
-                if key not in self._making:
-                    return
-                path = self._path_of(key)
+        with self._lock:
+            if key not in self._making:
+                return
+            path = self._path_of(key)
+            try:
                 try:
                     fd = os.open(path, _APPEND, 0o600)
                 except FileNotFoundError:
                     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
                     fd = os.open(path, _APPEND, 0o600)
                 os.close(fd)
-        except OSError:
-            pass
-        finally:
+            except OSError:
+                pass
             self._made.add(key)
             self._making.discard(key)
 
