@@ -62,7 +62,7 @@ def default_spares() -> int:
     that watches its memory by physical address (the reference VM runs DAMON's ``paddr``
     monitor) walks, twice a second and without yielding its CPU, every mapping of each page it
     samples: its pass grew from ~1 ms to ~4 ms with 240 spares, and a warm invoke that waits for
-    that CPU waits that long (sequential p99 ~2.1 ms with 240, 1.0-1.3 ms with 80). Per core,
+    that CPU waits that long (sequential p99 ~2.1 ms with 240, 0.9-1.3 ms with 80). Per core,
     because the cores both fork what spares do not cover and absorb those stalls.
     """
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
