@@ -44,6 +44,16 @@ def _stream_file(stream: str) -> str:
     return quote(stream, safe="") + ".log"
 
 
+def _open_append(path: str) -> int:
+    """A stream's file opened to append, made (with its directory) if it is not there: the
+    function's first lines, or its directory was removed."""
+    try:
+        return os.open(path, _APPEND, 0o600)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        return os.open(path, _APPEND, 0o600)
+
+
 def _stream_name(file_name: str) -> str:
     return unquote(file_name[: -len(".log")])
 
@@ -121,16 +131,8 @@ class LogStore:
         with self._lock:
             if key not in self._making:
                 return
-            path = self._path_of(key)
-            try:
-                try:
-                    fd = os.open(path, _APPEND, 0o600)
-                except FileNotFoundError:
-                    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-                    fd = os.open(path, _APPEND, 0o600)
-                os.close(fd)
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):
+                os.close(_open_append(self._path_of(key)))
             self._made.add(key)
             self._making.discard(key)
 
@@ -146,11 +148,7 @@ class LogStore:
             if len(self._paths) >= 16384:
                 self._paths.clear()
             path = self._paths[key] = self._path_of(key)
-        try:
-            fd = os.open(path, _APPEND, 0o600)
-        except FileNotFoundError:  # the function's first lines, or its directory was removed
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            fd = os.open(path, _APPEND, 0o600)
+        fd = _open_append(path)
         try:
             view = memoryview(data)
             while view:
