@@ -67,10 +67,10 @@ class LogStore:
         self._pending: dict[tuple[str, str], list[str]] = defaultdict(list)
         self._task: asyncio.Task[None] | None = None
         self._waiters: list[asyncio.Future[None]] = []
+        # The path of each stream whose file this store made or wrote: only their lines are
+        # written by the periodic flush; the others' files are made off the loop (``_making``).
+        # The lock keeps delete_function and a making apart.
         self._paths: dict[tuple[str, str], str] = {}
-        # Streams whose file this store made (or is making, off the loop): only their lines
-        # are written by the periodic flush. The lock keeps delete_function and a making apart.
-        self._made: set[tuple[str, str]] = set()
         self._making: set[tuple[str, str]] = set()
         self._maker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lamina-log-files")
         self._lock = threading.Lock()
@@ -102,22 +102,17 @@ class LogStore:
         others (``make_here``: make them on this thread), whose lines stay queued, in order.
         Waiters are told once nothing is left."""
         pending = self._pending
-        made = self._made
         for key in list(pending):
-            if key not in made:
-                if not make_here:
-                    if key not in self._making:
-                        self._making.add(key)
-                        self._maker.submit(self._make, key)
-                    continue
-                made.add(key)
+            if key not in self._paths and not make_here:
+                if key not in self._making:
+                    self._making.add(key)
+                    self._maker.submit(self._make, key)
+                continue
             lines = pending.pop(key)
             try:
                 self._write(key, "".join(lines).encode("utf-8", "replace"))
             except OSError:
                 continue  # a full disk must not take the server down; the lines are lost
-        if len(made) >= 16384:
-            made.clear()  # a stream whose file exists is merely made again, a no-op
         if pending:
             return
         waiters, self._waiters = self._waiters, []
@@ -131,9 +126,10 @@ class LogStore:
         with self._lock:
             if key not in self._making:
                 return
+            path = self._path_of(key)
             with contextlib.suppress(OSError):
-                os.close(_open_append(self._path_of(key)))
-            self._made.add(key)
+                os.close(_open_append(path))
+            self._paths[key] = path
             self._making.discard(key)
 
     def _path_of(self, key: tuple[str, str]) -> str:
@@ -190,7 +186,6 @@ class LogStore:
     def delete_function(self, function: str) -> None:
         with self._lock:  # a making in progress ends first; one to come finds nothing to do
             self._making = {k for k in self._making if k[0] != function}
-            self._made = {k for k in self._made if k[0] != function}
             self._paths = {k: v for k, v in self._paths.items() if k[0] != function}
             self._pending = defaultdict(
                 list, {k: v for k, v in self._pending.items() if k[0] != function})
