@@ -16,6 +16,7 @@ from lamina.api.context import ApiContext
 from lamina.api.naming import LATEST
 from lamina.api.operations import Call, operation
 from lamina.api.operations.invoke import resolve_target
+from lamina.api.paging import listing
 from lamina.errors import InternalError, InvalidParameterValue, ResourceNotFound
 from lamina.invoke.api import AsyncInvocations, EventInvokeConfigRecord
 from lamina.invoke.destinations import parse_function_arn
@@ -165,8 +166,6 @@ async def list_function_event_invoke_configs(call: Call) -> dict[str, Any]:
     limit = params.get("MaxItems") or 50
     page = await context.db(_events(context).configs.list_configs, ref.name,
                             params.get("Marker"), limit + 1)
-    output: dict[str, Any] = {
-        "FunctionEventInvokeConfigs": [_describe(context, record) for record in page[:limit]]}
-    if len(page) > limit:
-        output["NextMarker"] = page[limit - 1].qualifier
-    return output
+    return listing("FunctionEventInvokeConfigs",
+                   [_describe(context, record) for record in page[:limit]],
+                   page[limit - 1].qualifier if len(page) > limit else None)

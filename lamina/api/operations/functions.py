@@ -23,6 +23,7 @@ from lamina.api.layers import check_total_size, function_layers, recheck_layers
 from lamina.api.lifecycle import CREATING, UPDATING, new_revision, refuse_if_settling, settle
 from lamina.api.naming import LATEST
 from lamina.api.operations import Call, operation
+from lamina.api.paging import listing
 from lamina.api.qualifiers import alias_of, is_version
 from lamina.api.resource_policies import forget_qualifier_policy
 from lamina.api.tagging import check_tags
@@ -145,11 +146,8 @@ async def list_functions(call: Call) -> dict[str, Any]:
     if call.params.get("FunctionVersion") == "ALL":  # every version of each function listed
         records = [version for record in records
                    for version in await context.db(context.store.list_versions, record.name)]
-    output: dict[str, Any] = {
-        "Functions": [describe(record, context.naming) for record in records]}
-    if len(page) > limit:
-        output["NextMarker"] = page[limit - 1].name
-    return output
+    return listing("Functions", [describe(record, context.naming) for record in records],
+                   page[limit - 1].name if len(page) > limit else None)
 
 
 async def _replace(context: ApiContext, old: FunctionRecord, new: FunctionRecord) -> None:
